@@ -1,0 +1,34 @@
+"""Command line of ``run_recbole_dreamrec.py`` (and the ``recbole-dreamrec`` console script)."""
+
+import argparse
+
+from recbole_dreamrec.quick_start import run_recbole_dreamrec
+
+
+def parse_args(argv=None):
+    """RecBole-style arguments: ``--model``, ``--dataset``, ``--config_files`` and any ``--key=value``.
+
+    Returns:
+        tuple: the parsed namespace and a ``config_dict`` of the extra ``--key=value`` settings (values are strings;
+        RecBole's ``Config`` converts them as it does for its own command line).
+    """
+    parser = argparse.ArgumentParser(description="Train and evaluate DreamRec or any RecBole model.")
+    parser.add_argument("--model", "-m", type=str, default="DreamRec", help="model name (plugin or RecBole)")
+    parser.add_argument("--dataset", "-d", type=str, default="ml-100k", help="dataset name")
+    parser.add_argument("--config_files", type=str, default=None, help="config files, space separated")
+    args, extra = parser.parse_known_args(argv)
+    config_dict = {}
+    for arg in extra:
+        key, sep, value = arg[2:].partition("=")
+        if not arg.startswith("--") or not sep or not key:
+            parser.error(f"unrecognized argument {arg!r}: extra settings are written --key=value")
+        config_dict[key] = value
+    return args, config_dict
+
+
+def main(argv=None):
+    args, config_dict = parse_args(argv)
+    config_file_list = args.config_files.strip().split(" ") if args.config_files else None
+    return run_recbole_dreamrec(
+        model=args.model, dataset=args.dataset, config_file_list=config_file_list, config_dict=config_dict
+    )

@@ -1,0 +1,126 @@
+"""Compatibility of RecBole 1.2.1 with today's Python stack.
+
+RecBole 1.2.1 (the newest release) was written for numpy 1.x, pandas 1.x/2.x and torch < 2.6. This module
+collects, in one place, every fix the plugin needs to run it on numpy 2, torch >= 2.6 and current setuptools.
+:func:`apply` runs them once; ``import recbole_dreamrec`` calls it before anything from RecBole is imported.
+
+What is fixed here, and how (each fix has its own test in ``tests/test_compat.py``):
+
+==========================  ==============================================  ===================================
+problem                     where it bites                                  fix
+==========================  ==============================================  ===================================
+numpy 2 removed ``float_``, ``import recbole.quick_start`` (ray uses        :func:`restore_numpy_aliases`: add
+``complex_``, ``unicode_``, ``np.bool8``), ``Config()`` (``np.float_``),     the missing names back to ``numpy``
+``bool8``; numpy 1.24       metrics and ``Interaction`` (``np.float``),      as aliases of the types they always
+removed ``float``/``int``   which only ``Config.__init__`` defined, so       meant. Nothing that exists is
+                            ``load_data_and_model`` failed in a fresh        overwritten.
+                            process
+torch >= 2.6 loads with     RecBole's trainer (best checkpoint after         :func:`patch_torch_load_for_recbole`:
+``weights_only=True``       training, resume) and ``load_data_and_model``    only calls made *from RecBole's own
+                            pickle a ``Config``                             modules* without an explicit
+                                                                            ``weights_only`` get ``False``.
+                                                                            Everyone else keeps torch's safe
+                                                                            default.
+``sine.py`` runs            importing ``recbole.model.sequential_           :func:`disable_recbole_anomaly_
+``set_detect_anomaly(True)``recommender`` slows every model's training      detection`: import it once, then
+at import                   by about 1.3x                                   switch anomaly detection back off.
+==========================  ==============================================  ===================================
+
+Fixed by version bounds in ``setup.py`` instead (the clean answer there; tests check the behaviour):
+
+* ``setuptools < 82``: ray 2.6.3 (imported by ``recbole.quick_start``) needs ``pkg_resources``.
+* ``pandas < 3``: pandas 3's copy-on-write makes ``Dataset._fill_nan``'s ``fillna(inplace=True)`` a silent
+  no-op, and ``Series.agg(len)`` returns one scalar, breaking every ``token_seq`` feature and the
+  ``item_length`` of pre-split benchmark files.
+* ``hyperopt == 0.2.5`` (extra ``tune``): RecBole's exhaustive search breaks on hyperopt 0.3.
+
+Security note: RecBole checkpoints are pickles (they hold the whole ``Config``). Load only checkpoints you trust.
+"""
+
+import sys
+
+import numpy as np
+import torch
+
+# numpy name -> the type it always stood for (numpy 1.x semantics).
+NUMPY_ALIASES = {
+    "float_": np.float64,
+    "complex_": np.complex128,
+    "unicode_": np.str_,
+    "bool8": np.bool_,
+    "float": float,
+    "int": int,
+}
+
+_applied = False
+
+
+def check_pandas_version(version=None):
+    """Refuse pandas >= 3 loudly: RecBole 1.2.1 would load token_seq fields wrongly and leave NaNs silently."""
+    import pandas
+
+    version = version or pandas.__version__
+    if int(version.split(".")[0]) >= 3:
+        raise ImportError(
+            f"recbole_dreamrec needs pandas < 3 (found {version}): RecBole 1.2.1 mis-loads token_seq features and "
+            "skips NaN filling under pandas 3. Install the supported version with: pip install 'pandas<3'"
+        )
+
+
+def restore_numpy_aliases():
+    """Define the numpy names RecBole 1.2.1 and ray 2.6.3 use, where this numpy lacks them.
+
+    Returns:
+        list[str]: the names that were added.
+    """
+    added = []
+    for name, value in NUMPY_ALIASES.items():
+        if name not in np.__dict__:
+            setattr(np, name, value)
+            added.append(name)
+    return added
+
+
+def _called_from_recbole(depth=2):
+    frame = sys._getframe(depth)
+    return frame.f_globals.get("__name__", "").split(".")[0] == "recbole"
+
+
+def patch_torch_load_for_recbole():
+    """Make RecBole's own ``torch.load`` calls load its full checkpoints again (torch >= 2.6).
+
+    Only a call whose caller is a ``recbole.*`` module and that does not pass ``weights_only`` is changed; it gets
+    ``weights_only=False``, which is what RecBole was written for. Calls from any other module are untouched.
+    """
+    if getattr(torch.load, "_recbole_dreamrec_patched", False):
+        return
+    original_load = torch.load
+
+    def load(*args, **kwargs):
+        if "weights_only" not in kwargs and _called_from_recbole():
+            kwargs["weights_only"] = False
+        return original_load(*args, **kwargs)
+
+    load.__doc__ = original_load.__doc__
+    load.__wrapped__ = original_load
+    load._recbole_dreamrec_patched = True
+    torch.load = load
+
+
+def disable_recbole_anomaly_detection():
+    """Import RecBole's sequential models (``sine.py`` turns anomaly detection on) and turn it back off."""
+    import recbole.model.sequential_recommender  # noqa: F401  (the import is the point)
+
+    torch.autograd.set_detect_anomaly(False)
+
+
+def apply():
+    """Apply every fix above, once per process."""
+    global _applied
+    if _applied:
+        return
+    check_pandas_version()
+    restore_numpy_aliases()
+    patch_torch_load_for_recbole()
+    disable_recbole_anomaly_detection()
+    _applied = True

@@ -1,0 +1,36 @@
+"""RecBole's ``Config``, made to find the plugin's models and load the plugin's YAML files."""
+
+from recbole.config import Config as RecBoleConfig
+
+from recbole_dreamrec.utils import get_model, properties_path
+
+
+class Config(RecBoleConfig):
+    """RecBole's configurator with three additions, in increasing priority below user settings:
+
+    1. models are looked up plugin-first (:func:`recbole_dreamrec.utils.get_model`);
+    2. ``properties/overall.yaml`` (evaluation defaults shared by every model run through the plugin),
+       ``properties/dataset/<dataset>.yaml`` (e.g. the columns to load for ml-1m, which RecBole ships no file for)
+       and ``properties/model/<Model>.yaml`` (the plugin's model defaults) are loaded after RecBole's own files;
+    3. a model whose default ``loss_type`` is ``CE`` gets ``train_neg_sample_args: ~`` by default (RecBole 1.2.1
+       otherwise refuses its own default negative sampling for CE models, e.g. ``SASRec``).
+
+    Config files, ``config_dict`` and ``--key=value`` on the command line override all of these, as in RecBole.
+    """
+
+    def _get_model_and_dataset(self, model, dataset):
+        if isinstance(model, str):
+            model = get_model(model)
+        return super()._get_model_and_dataset(model, dataset)
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        if self.internal_config_dict.get("loss_type") == "CE":
+            self.internal_config_dict["train_neg_sample_args"] = None
+        for path in (
+            properties_path("overall.yaml"),
+            properties_path("dataset", f"{dataset}.yaml"),
+            properties_path("model", f"{model}.yaml"),
+        ):
+            if path.is_file():
+                self._update_internal_config_dict(str(path))

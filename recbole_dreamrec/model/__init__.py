@@ -1,0 +1,3 @@
+from recbole_dreamrec.model.dreamrec import DreamRec
+
+__all__ = ["DreamRec"]

@@ -1,0 +1,80 @@
+"""Denoisers f(x_t, h, t) -> x0 for DreamRec, and the diffusion-step embedding they share.
+
+Each denoiser sees ``concat(x_t, h, step_embedding(t))`` (DreamRec Sec. 4.2). Register new ones in
+:data:`DENOISERS`; the model looks them up by the ``denoiser_type`` config key.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+
+class SinusoidalStepEmbedding(nn.Module):
+    """Transformer-style sinusoidal embedding of the integer diffusion step: ``[B] -> [B dim]``."""
+
+    def __init__(self, dim):
+        super().__init__()
+        if dim < 4 or dim % 2:
+            raise ValueError(f"step embedding size must be even and >= 4, got {dim}")
+        half = dim // 2
+        frequencies = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float64) / (half - 1))
+        self.register_buffer("frequencies", frequencies.float(), persistent=False)
+
+    def forward(self, t):
+        angles = t.float()[:, None] * self.frequencies[None, :]  # [B dim/2]
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)  # [B dim]
+
+
+class StepEmbedding(nn.Sequential):
+    """Sinusoidal step embedding followed by ``Linear(H, 2H) - GELU - Linear(2H, H)``."""
+
+    def __init__(self, hidden_size):
+        super().__init__(
+            SinusoidalStepEmbedding(hidden_size),
+            nn.Linear(hidden_size, hidden_size * 2),
+            nn.GELU(),
+            nn.Linear(hidden_size * 2, hidden_size),
+        )
+
+
+class _ConcatDenoiser(nn.Module):
+    """Base: embed the step, concatenate ``[x_t, h, t_emb]`` and map ``[B 3H] -> [B H]`` with ``self.net``."""
+
+    def __init__(self, hidden_size):
+        super().__init__()
+        self.step_embedding = StepEmbedding(hidden_size)
+
+    def forward(self, x_t, h, t):
+        t_emb = self.step_embedding(t)  # [B H]
+        return self.net(torch.cat([x_t, h, t_emb], dim=-1))  # [B H]
+
+
+class MLP1Denoiser(_ConcatDenoiser):
+    """The paper's denoiser: one linear layer on ``[x_t, h, t_emb]``."""
+
+    def __init__(self, hidden_size):
+        super().__init__(hidden_size)
+        self.net = nn.Linear(hidden_size * 3, hidden_size)
+
+
+class MLP2Denoiser(_ConcatDenoiser):
+    """Two layers: ``Linear(3H, 2H) - GELU - Linear(2H, H)``."""
+
+    def __init__(self, hidden_size):
+        super().__init__(hidden_size)
+        self.net = nn.Sequential(
+            nn.Linear(hidden_size * 3, hidden_size * 2),
+            nn.GELU(),
+            nn.Linear(hidden_size * 2, hidden_size),
+        )
+
+
+DENOISERS = {"mlp1": MLP1Denoiser, "mlp2": MLP2Denoiser}
+
+
+def build_denoiser(name, hidden_size):
+    """The denoiser registered as ``name`` in :data:`DENOISERS`."""
+    if name not in DENOISERS:
+        raise ValueError(f"denoiser_type must be one of {sorted(DENOISERS)}, got {name!r}")
+    return DENOISERS[name](hidden_size)

@@ -1,0 +1,241 @@
+# -*- coding: utf-8 -*-
+
+"""
+DreamRec
+################################################
+
+Reference:
+    Zhengyi Yang et al. "Generate What You Prefer: Reshaping Sequential Recommendation via Guided Diffusion."
+    in NeurIPS 2023.
+
+Reference:
+    https://github.com/YangZhengyi98/DreamRec
+
+"""
+
+import torch
+from torch import nn
+
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.model.layers import TransformerEncoder
+from recbole.utils import InputType
+
+from recbole_dreamrec.model.denoisers import DENOISERS, build_denoiser
+from recbole_dreamrec.model.diffusion import BETA_SCHEDULES, LOSS_TYPES, GaussianDiffusion, get_beta_schedule
+from recbole_dreamrec.model.samplers import SAMPLERS, build_sampler, classifier_free_guidance
+
+
+def check_config(config):
+    r"""Raise ``ValueError`` naming the key and its allowed values for every invalid DreamRec setting."""
+    choices = {
+        "beta_schedule": BETA_SCHEDULES,
+        "denoiser_type": sorted(DENOISERS),
+        "sampler": SAMPLERS,
+        "diffusion_loss_type": LOSS_TYPES,
+    }
+    for key, allowed in choices.items():
+        if config[key] not in allowed:
+            raise ValueError(f"DreamRec: {key} must be one of {list(allowed)}, got {config[key]!r}")
+    timesteps = config["timesteps"]
+    if not isinstance(timesteps, int) or timesteps <= 0:
+        raise ValueError(f"DreamRec: timesteps must be a positive integer, got {timesteps!r}")
+    steps = config["sampling_steps"]
+    if not isinstance(steps, int) or not 1 <= steps <= timesteps:
+        raise ValueError(f"DreamRec: sampling_steps must be an integer in [1, timesteps={timesteps}], got {steps!r}")
+    if not 0 <= config["uncond_prob"] < 1:
+        raise ValueError(f"DreamRec: uncond_prob (p) must be in [0, 1), got {config['uncond_prob']!r}")
+    bounded_below = {"guidance_weight": 0, "ddim_eta": 0}
+    for key, low in bounded_below.items():
+        if config[key] < low:
+            raise ValueError(f"DreamRec: {key} must be >= {low}, got {config[key]!r}")
+    if config["embedding_init_std"] <= 0:
+        raise ValueError(f"DreamRec: embedding_init_std must be > 0, got {config['embedding_init_std']!r}")
+    if config["beta_schedule"] == "linear" and not 0 < config["beta_start"] < config["beta_end"] < 1:
+        raise ValueError(
+            "DreamRec: the linear beta_schedule needs 0 < beta_start < beta_end < 1, "
+            f"got beta_start={config['beta_start']!r}, beta_end={config['beta_end']!r}"
+        )
+
+
+def transformer_layer_at(layer, hidden_states, attention_mask, index):
+    r"""Output of a RecBole ``TransformerLayer`` at one position per row, ``[B H]``.
+
+    Equal to ``layer(hidden_states, attention_mask)`` gathered at ``index``: a position's output depends on the
+    other positions only through the attention keys and values, so the queries, attention and feed-forward layer
+    are computed for the gathered positions alone (about L times less work in the last layer).
+    """
+    mha = layer.multi_head_attention
+    rows = torch.arange(hidden_states.size(0), device=hidden_states.device)
+    query_input = hidden_states[rows, index].unsqueeze(1)  # [B 1 H]
+    query = mha.transpose_for_scores(mha.query(query_input)).permute(0, 2, 1, 3)  # [B heads 1 d]
+    key = mha.transpose_for_scores(mha.key(hidden_states)).permute(0, 2, 3, 1)  # [B heads d L]
+    value = mha.transpose_for_scores(mha.value(hidden_states)).permute(0, 2, 1, 3)  # [B heads L d]
+    mask = attention_mask[rows, :, index].unsqueeze(2)  # [B 1 1 L]
+    scores = torch.matmul(query, key) / mha.sqrt_attention_head_size + mask  # [B heads 1 L]
+    probs = mha.attn_dropout(mha.softmax(scores))
+    context = torch.matmul(probs, value).permute(0, 2, 1, 3).reshape(query_input.shape)  # [B 1 H]
+    attention_output = mha.LayerNorm(mha.out_dropout(mha.dense(context)) + query_input)  # [B 1 H]
+    return layer.feed_forward(attention_output).squeeze(1)  # [B H]
+
+
+def drop_guidance(h, null_guidance, uncond_prob):
+    r"""Classifier-free guidance training: replace each row of ``h`` by the null vector with probability p."""
+    drop = torch.rand(h.shape[0], 1, device=h.device) < uncond_prob  # [B 1]
+    return torch.where(drop, null_guidance.expand_as(h), h)  # [B H]
+
+
+class DreamRec(SequentialRecommender):
+    r"""DreamRec generates the embedding of the "oracle" next item by guided diffusion and ranks real items by
+    their dot product with it.
+
+    A Transformer encodes the history into the guidance vector h. Training noises the target item's embedding
+    and trains a denoiser f(x_t, h, t) to recover it (x0-prediction), with no negative samples; h is replaced by a
+    learned null vector with probability ``uncond_prob`` so that one network is both the conditional and the
+    unconditional model. Inference runs guided reverse diffusion,
+    :math:`\hat x_0 = (1 + w) f(x_t, h, t) - w f(x_t, \varnothing, t)`, from Gaussian noise.
+
+    NOTE:
+        Item embeddings start from N(0, ``embedding_init_std``^2), by default N(0, 1) as in the paper, not
+        RecBole's N(0, 0.02^2): they are the diffusion's clean samples x_0, and the noise schedules assume data on
+        the scale of the unit Gaussian noise. On a 0.02 scale, x_t is almost pure noise at nearly every t.
+    """
+
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super(DreamRec, self).__init__(config, dataset)
+        check_config(config)
+
+        # load parameters info
+        self.n_layers = config["n_layers"]
+        self.n_heads = config["n_heads"]
+        self.hidden_size = config["hidden_size"]  # same as embedding_size
+        self.inner_size = config["inner_size"]  # the dimensionality in feed-forward layer
+        self.hidden_dropout_prob = config["hidden_dropout_prob"]
+        self.attn_dropout_prob = config["attn_dropout_prob"]
+        self.hidden_act = config["hidden_act"]
+        self.layer_norm_eps = config["layer_norm_eps"]
+        self.initializer_range = config["initializer_range"]
+        self.embedding_init_std = config["embedding_init_std"]
+
+        self.guidance_weight = config["guidance_weight"]  # w
+        self.uncond_prob = config["uncond_prob"]  # p
+        self.diffusion_loss_type = config["diffusion_loss_type"]
+        self.detach_target = config["detach_target"]
+        self.sampling_seed = config["seed"]
+
+        # define layers and loss
+        self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
+        self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
+        self.trm_encoder = TransformerEncoder(
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            hidden_size=self.hidden_size,
+            inner_size=self.inner_size,
+            hidden_dropout_prob=self.hidden_dropout_prob,
+            attn_dropout_prob=self.attn_dropout_prob,
+            hidden_act=self.hidden_act,
+            layer_norm_eps=self.layer_norm_eps,
+        )
+        self.LayerNorm = nn.LayerNorm(self.hidden_size, eps=self.layer_norm_eps)
+        self.dropout = nn.Dropout(self.hidden_dropout_prob)
+
+        self.null_guidance = nn.Parameter(torch.empty(self.hidden_size))  # the learned "no guidance" vector
+        self.denoiser = build_denoiser(config["denoiser_type"], self.hidden_size)
+        self.diffusion = GaussianDiffusion(
+            get_beta_schedule(config["beta_schedule"], config["timesteps"], config["beta_start"], config["beta_end"])
+        )
+        self.sampler = build_sampler(
+            config["sampler"], self.diffusion, config["sampling_steps"], config["ddim_eta"]
+        )
+
+        # parameters initialization
+        self.apply(self._init_weights)
+        nn.init.normal_(self.item_embedding.weight, mean=0.0, std=self.embedding_init_std)
+        nn.init.normal_(self.null_guidance, mean=0.0, std=self.embedding_init_std)
+
+    def _init_weights(self, module):
+        """Initialize the encoder and denoiser weights as RecBole's SASRec does."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+
+    def forward(self, item_seq, item_seq_len):
+        """The guidance vector h: the Transformer's output at the last real position of the history.
+
+        Same value as SASRec's ``trm_encoder(...)[-1]`` gathered at ``item_seq_len - 1``, computed faster.
+        """
+        position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
+        position_ids = position_ids.unsqueeze(0).expand_as(item_seq)  # [B L]
+        input_emb = self.item_embedding(item_seq) + self.position_embedding(position_ids)  # [B L H]
+        input_emb = self.dropout(self.LayerNorm(input_emb))
+
+        extended_attention_mask = self.get_attention_mask(item_seq)  # [B 1 L L]
+        hidden_states = input_emb
+        for layer in self.trm_encoder.layer[:-1]:
+            hidden_states = layer(hidden_states, extended_attention_mask)  # [B L H]
+        # only h is needed: the last layer runs at the last real position alone
+        return transformer_layer_at(
+            self.trm_encoder.layer[-1], hidden_states, extended_attention_mask, item_seq_len - 1
+        )  # [B H]
+
+    def calculate_loss(self, interaction):
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        h = self.forward(item_seq, item_seq_len)  # [B H]
+        h = drop_guidance(h, self.null_guidance, self.uncond_prob)  # [B H]
+
+        x_start = self.item_embedding(interaction[self.POS_ITEM_ID])  # [B H]
+        if self.detach_target:
+            x_start = x_start.detach()
+        t = self.diffusion.sample_timesteps(x_start.shape[0], x_start.device)  # [B]
+        return self.diffusion.training_loss(
+            lambda x_t, step: self.denoiser(x_t, h, step), x_start, t, loss_type=self.diffusion_loss_type
+        )
+
+    def guided_denoise_fn(self, h):
+        r"""``(x_t, t) -> x0`` with classifier-free guidance; conditional and unconditional run as one batch."""
+        if self.guidance_weight == 0:
+            return lambda x_t, t: self.denoiser(x_t, h, t)
+        h_both = torch.cat([h, self.null_guidance.expand_as(h)], dim=0)  # [2B H]
+
+        def denoise_fn(x_t, t):
+            x_start = self.denoiser(torch.cat([x_t, x_t], dim=0), h_both, torch.cat([t, t], dim=0))  # [2B H]
+            x_start_cond, x_start_uncond = x_start.chunk(2, dim=0)  # [B H], [B H]
+            return classifier_free_guidance(x_start_cond, x_start_uncond, self.guidance_weight)
+
+        return denoise_fn
+
+    @torch.no_grad()
+    def generate(self, item_seq, item_seq_len, generator=None):
+        """Oracle-item embeddings by guided reverse diffusion, ``[B H]``.
+
+        Rows with the same history share one generated embedding (each distinct history is sampled once), so
+        ``predict`` and ``full_sort_predict`` rank consistently within a call. Without a ``generator``, the noise
+        comes from a generator seeded with ``config['seed']``, so a checkpoint's metrics do not depend on what
+        drew random numbers before the evaluation.
+        """
+        if generator is None:
+            generator = torch.Generator(device=item_seq.device).manual_seed(self.sampling_seed)
+        histories = torch.cat([item_seq, item_seq_len.unsqueeze(-1)], dim=-1)  # [B L+1]
+        unique_histories, inverse = torch.unique(histories, dim=0, return_inverse=True)  # [U L+1], [B]
+        h = self.forward(unique_histories[:, :-1], unique_histories[:, -1])  # [U H]
+        oracle = self.sampler.sample(self.guided_denoise_fn(h), h.shape, h.device, generator)  # [U H]
+        return oracle[inverse]  # [B H]
+
+    def predict(self, interaction):
+        oracle = self.generate(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B H]
+        test_item_emb = self.item_embedding(interaction[self.ITEM_ID])  # [B H]
+        return torch.mul(oracle, test_item_emb).sum(dim=1)  # [B]
+
+    def full_sort_predict(self, interaction):
+        oracle = self.generate(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B H]
+        return torch.matmul(oracle, self.item_embedding.weight.transpose(0, 1))  # [B n_items]
+
+    def mean_item_embedding_norm(self):
+        """Mean L2 norm of the real items' embeddings (a shrinking value means the embeddings collapse)."""
+        return self.item_embedding.weight[1:].detach().norm(dim=-1).mean().item()

@@ -1,0 +1,114 @@
+"""One test per RecBole-on-today's-stack fix (recbole_dreamrec/compat.py and the bounds in setup.py)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from recbole_dreamrec import compat
+
+
+def run_python(code, cwd):
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.mark.parametrize("name", sorted(compat.NUMPY_ALIASES))
+def test_restore_numpy_aliases_adds_missing_names(monkeypatch, name):
+    monkeypatch.delattr(np, name, raising=False)
+    assert name in compat.restore_numpy_aliases()
+    assert getattr(np, name) is compat.NUMPY_ALIASES[name]
+
+
+def test_restore_numpy_aliases_keeps_existing_names(monkeypatch):
+    sentinel = object()
+    monkeypatch.setattr(np, "float_", sentinel, raising=False)
+    assert "float_" not in compat.restore_numpy_aliases()
+    assert np.float_ is sentinel
+
+
+def test_fresh_process_imports_recbole_and_runs_its_metrics_without_a_config(tmp_path):
+    """ray (np.bool8, pkg_resources), Config (np.float_) and the metrics (np.float) in a process with no Config."""
+    code = """
+import numpy as np
+import recbole_dreamrec
+import recbole.quick_start
+from recbole.evaluator.metrics import NDCG
+pos_index = np.array([[False, True, False], [True, False, False]])
+print(NDCG.metric_info(None, pos_index, np.array([1, 1]))[:, -1].tolist())
+"""
+    ndcg = eval(run_python(code, tmp_path).strip().splitlines()[-1])
+    assert ndcg == pytest.approx([1 / np.log2(3), 1.0])
+
+
+class Payload:
+    def __init__(self, value):
+        self.value = value
+
+
+def load_as_module(module_name, path, **kwargs):
+    scope = {"__name__": module_name, "torch": torch, "path": path, "kwargs": kwargs}
+    exec("result = torch.load(path, **kwargs)", scope)
+    return scope["result"]
+
+
+def test_torch_load_defaults_to_full_unpickling_for_recbole_only(tmp_path):
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"config": Payload(3), "state_dict": {"w": torch.ones(2)}}, path)
+    assert load_as_module("recbole.trainer.trainer", path)["config"].value == 3
+    assert load_as_module("recbole.quick_start.quick_start", path)["config"].value == 3
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        load_as_module("user_code", path)  # everyone else keeps torch's safe default
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        load_as_module("recbole.trainer.trainer", path, weights_only=True)  # an explicit choice is kept
+
+
+def test_importing_recbole_sequential_models_leaves_anomaly_detection_off(tmp_path):
+    code = """
+import torch
+import recbole_dreamrec
+import recbole.model.sequential_recommender.sine
+print(torch.is_anomaly_enabled())
+"""
+    assert run_python(code, tmp_path).strip().splitlines()[-1] == "False"
+
+
+def test_token_seq_features_and_nan_filling_load_correctly(tmp_path):
+    """pandas < 3: with pandas 3, token_seq fields break and fillna(inplace=True) leaves NaNs (setup.py bound)."""
+    from recbole.data import create_dataset
+
+    from recbole_dreamrec import Config
+
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    inter = ["user_id:token\titem_id:token\ttimestamp:float"]
+    inter += [f"{u}\t{i}\t{u * 10 + i}" for u in range(1, 6) for i in range(1, 5)]
+    (folder / "toy.inter").write_text("\n".join(inter) + "\n")
+    items = ["item_id:token\ttags:token_seq\tprice:float", "1\ta b c\t1.0", "2\tb\t", "3\tc d\t3.0", "4\ta\t5.0"]
+    (folder / "toy.item").write_text("\n".join(items) + "\n")
+    config = Config(
+        model="DreamRec",
+        dataset="toy",
+        config_dict={
+            "data_path": str(tmp_path),
+            "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "tags", "price"]},
+            "MAX_ITEM_LIST_LENGTH": 5,
+        },
+    )
+    dataset = create_dataset(config)
+    item_feat = dataset.item_feat  # pandas DataFrame until the dataloaders are built
+    tokens = {dataset.id2token("item_id", int(i)): list(tags) for i, tags in zip(item_feat["item_id"], item_feat["tags"])}
+    assert {k: len(v) for k, v in tokens.items() if k != "[PAD]"} == {"1": 3, "2": 1, "3": 2, "4": 1}
+    assert tokens["1"][1] == tokens["2"][0]  # the token "b" has one id
+    prices = dict(zip(item_feat["item_id"].map(lambda i: dataset.id2token("item_id", int(i))), item_feat["price"]))
+    assert not np.isnan(item_feat["price"].to_numpy()).any()
+    assert prices["2"] == pytest.approx(3.0)  # the missing price is the column mean
+
+
+def test_pandas_3_is_refused_with_a_clear_message():
+    with pytest.raises(ImportError, match=r"pandas < 3 \(found 3.1.1\).*pip install 'pandas<3'"):
+        compat.check_pandas_version("3.1.1")
+    compat.check_pandas_version("2.3.3")  # supported: no error

@@ -1,0 +1,209 @@
+"""DreamRec as a RecBole model, on a tiny slice of ml-100k."""
+
+import inspect
+import re
+
+import pytest
+import torch
+import yaml
+
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import init_seed
+
+from recbole_dreamrec import Config, DreamRec
+import recbole_dreamrec.model.dreamrec as dreamrec_module
+from recbole_dreamrec.model.dreamrec import transformer_layer_at
+from recbole_dreamrec.utils import properties_path
+
+
+@pytest.fixture(scope="module")
+def data(tiny_config_dict):
+    config = Config(model="DreamRec", dataset="ml-100k-tiny", config_dict=tiny_config_dict)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    return config, train_data, test_data
+
+
+def make_model(data, **overrides):
+    config, train_data, _ = data
+    saved = {key: config[key] for key in overrides}
+    for key, value in overrides.items():
+        config[key] = value
+    try:
+        init_seed(0, True)
+        return DreamRec(config, train_data._dataset)
+    finally:
+        for key, value in saved.items():
+            config[key] = value
+
+
+def first_batch(loader):
+    return next(iter(loader))
+
+
+def test_defaults_come_from_the_model_yaml(data):
+    config = data[0]
+    with open(properties_path("model", "DreamRec.yaml")) as f:
+        defaults = yaml.safe_load(f)
+    for key in ("timesteps", "beta_schedule", "guidance_weight", "uncond_prob", "denoiser_type", "sampler"):
+        assert key in defaults
+    assert config["beta_schedule"] == defaults["beta_schedule"]
+    assert config["guidance_weight"] == defaults["guidance_weight"]
+    assert config["train_neg_sample_args"]["distribution"] == "none"  # no negative sampling
+
+
+def test_every_yaml_key_is_documented():
+    pattern = re.compile(r"^\w+:\s.*#\s\((int|float|str|bool|dict|list)\)\s\S.*\.\s*$")
+    with open(properties_path("model", "DreamRec.yaml")) as f:
+        lines = [line.rstrip("\n") for line in f if line.strip() and not line.startswith("#")]
+    undocumented = [line for line in lines if not pattern.match(line)]
+    assert undocumented == []
+
+
+def test_every_key_the_model_reads_is_defined():
+    source = inspect.getsource(dreamrec_module)
+    keys = set(re.findall(r'config\["(\w+)"\]', source))
+    with open(properties_path("model", "DreamRec.yaml")) as f:
+        defined = set(yaml.safe_load(f))
+    recbole_keys = {"seed"}  # defined by RecBole's overall.yaml
+    assert keys - defined - recbole_keys == set()
+
+
+def test_item_embeddings_start_on_the_noise_scale(data):
+    model = make_model(data)
+    assert model.item_embedding.weight.std().item() == pytest.approx(1.0, abs=0.05)
+    assert model.mean_item_embedding_norm() == pytest.approx(model.hidden_size**0.5, rel=0.1)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_forward_equals_sasrec_encoder_gathered_at_last_position(data, n_layers):
+    model = make_model(data, n_layers=n_layers).eval()
+    batch = first_batch(data[1])
+    item_seq, item_seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
+    h = model.forward(item_seq, item_seq_len)
+    assert h.shape == (len(item_seq), model.hidden_size)
+
+    position_ids = torch.arange(item_seq.size(1)).unsqueeze(0).expand_as(item_seq)
+    emb = model.LayerNorm(model.item_embedding(item_seq) + model.position_embedding(position_ids))
+    full = model.trm_encoder(emb, model.get_attention_mask(item_seq), output_all_encoded_layers=True)[-1]
+    torch.testing.assert_close(h, model.gather_indexes(full, item_seq_len - 1), rtol=1e-4, atol=1e-5)
+
+
+def test_transformer_layer_at_any_index(data):
+    model = make_model(data).eval()
+    layer = model.trm_encoder.layer[0]
+    hidden = torch.randn(4, 6, model.hidden_size)
+    mask = model.get_attention_mask(torch.ones(4, 6, dtype=torch.long))
+    index = torch.tensor([0, 5, 2, 3])
+    expected = layer(hidden, mask)[torch.arange(4), index]
+    torch.testing.assert_close(transformer_layer_at(layer, hidden, mask, index), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_loss_is_finite_and_decreases(data):
+    model = make_model(data)
+    batch = first_batch(data[1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = model.calculate_loss(batch)
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5
+
+
+def test_training_uses_no_negative_items(data):
+    config, train_data, _ = data
+    batch = first_batch(train_data)
+    assert not any(field.startswith(config["NEG_PREFIX"]) for field in batch.interaction)
+    model = make_model(data)
+    model.calculate_loss(batch).backward()  # needs only the history and the target
+
+
+def test_detach_target_controls_gradient_into_target_embedding(data):
+    batch = first_batch(data[1])
+    grads = {}
+    for detach in (True, False):
+        model = make_model(data, detach_target=detach, uncond_prob=1.0 - 1e-9)  # h dropped: encoder path idle
+        model.calculate_loss(batch).backward()
+        grads[detach] = model.item_embedding.weight.grad.abs().sum().item()
+    assert grads[True] == 0.0 and grads[False] > 0.0
+
+
+def test_full_sort_predict_shape_and_predict_consistency(data):
+    model = make_model(data).eval()
+    batch = first_batch(data[2])[0]  # full-sort test batch: users with their histories
+    scores = model.full_sort_predict(batch)
+    assert scores.shape == (len(batch), model.n_items)
+
+    items = torch.randint(1, model.n_items, (len(batch), 3))
+    rows = batch.repeat_interleave(3)  # each history three times, with different items
+    rows.update(type(batch)({model.ITEM_ID: items.reshape(-1)}))
+    torch.testing.assert_close(model.predict(rows).view(-1, 3), scores.gather(1, items), rtol=1e-5, atol=1e-5)
+
+
+def test_rows_sharing_a_history_share_the_oracle(data):
+    model = make_model(data).eval()
+    batch = first_batch(data[2])[0]
+    seq, seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
+    twice = model.generate(torch.cat([seq, seq]), torch.cat([seq_len, seq_len]))
+    torch.testing.assert_close(twice[: len(seq)], twice[len(seq):])
+    torch.testing.assert_close(model.generate(seq, seq_len), twice[: len(seq)])  # same seed, same oracle
+
+
+def test_evaluation_is_deterministic_and_generator_controls_noise(data):
+    model = make_model(data).eval()
+    batch = first_batch(data[2])[0]
+    seq, seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
+    torch.manual_seed(1)
+    a = model.generate(seq, seq_len)
+    torch.manual_seed(2)
+    b = model.generate(seq, seq_len)
+    assert torch.equal(a, b)  # the global RNG state does not matter
+    c = model.generate(seq, seq_len, generator=torch.Generator().manual_seed(123))
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_guidance_weight_zero_is_purely_conditional(data, sampler):
+    model = make_model(data, guidance_weight=0.0, sampler=sampler).eval()
+    h, x, t = torch.randn(4, model.hidden_size), torch.randn(4, model.hidden_size), torch.tensor([0, 3, 7, 19])
+    torch.testing.assert_close(model.guided_denoise_fn(h)(x, t), model.denoiser(x, h, t))
+
+
+def test_guided_denoise_batches_cond_and_uncond(data):
+    model = make_model(data, guidance_weight=3.0).eval()
+    h, x, t = torch.randn(4, model.hidden_size), torch.randn(4, model.hidden_size), torch.tensor([0, 3, 7, 19])
+    cond = model.denoiser(x, h, t)
+    uncond = model.denoiser(x, model.null_guidance.expand_as(h), t)
+    torch.testing.assert_close(model.guided_denoise_fn(h)(x, t), 4.0 * cond - 3.0 * uncond, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "key,value,allowed",
+    [
+        ("beta_schedule", "quadratic", "linear"),
+        ("denoiser_type", "unet", "mlp1"),
+        ("sampler", "euler", "ddpm"),
+        ("diffusion_loss_type", "ce", "l2"),
+        ("timesteps", 0, "positive integer"),
+        ("timesteps", -5, "positive integer"),
+        ("sampling_steps", 0, r"\[1, timesteps=20\]"),
+        ("sampling_steps", 21, r"\[1, timesteps=20\]"),
+        ("guidance_weight", -1.0, ">= 0"),
+        ("uncond_prob", 1.0, r"\[0, 1\)"),
+        ("uncond_prob", -0.1, r"\[0, 1\)"),
+        ("ddim_eta", -0.5, ">= 0"),
+        ("embedding_init_std", 0.0, "> 0"),
+    ],
+)
+def test_bad_config_values_raise_at_construction(data, key, value, allowed):
+    with pytest.raises(ValueError, match=rf"{key}.*{allowed}"):
+        make_model(data, **{key: value})
+
+
+def test_bad_linear_betas_raise(data):
+    with pytest.raises(ValueError, match="beta_start"):
+        make_model(data, beta_schedule="linear", beta_start=0.5, beta_end=0.1)
