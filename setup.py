@@ -31,7 +31,8 @@ setup(
         "setuptools<82",  # ray 2.6.3, imported by recbole.quick_start, needs pkg_resources
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "hyperopt==0.2.5", "matplotlib>=3.5"],
+        "bench": ["matplotlib>=3.5"],
         "tune": ["hyperopt==0.2.5"],  # RecBole's exhaustive search breaks on hyperopt 0.3
     },
     entry_points={"console_scripts": ["recbole-dreamrec=recbole_dreamrec.cli:main"]},

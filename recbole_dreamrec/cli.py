@@ -17,13 +17,18 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", "-d", type=str, default="ml-100k", help="dataset name")
     parser.add_argument("--config_files", type=str, default=None, help="config files, space separated")
     args, extra = parser.parse_known_args(argv)
+    return args, extra_settings(parser, extra)
+
+
+def extra_settings(parser, extra):
+    """``--key=value`` arguments as a ``config_dict`` (string values); anything else is a usage error."""
     config_dict = {}
     for arg in extra:
         key, sep, value = arg[2:].partition("=")
         if not arg.startswith("--") or not sep or not key:
             parser.error(f"unrecognized argument {arg!r}: extra settings are written --key=value")
         config_dict[key] = value
-    return args, config_dict
+    return config_dict
 
 
 def main(argv=None):

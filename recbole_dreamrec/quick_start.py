@@ -9,6 +9,7 @@ from recbole.quick_start import load_data_and_model  # noqa: F401  (re-exported:
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_dreamrec.config import Config
+from recbole_dreamrec.trainer import with_timing
 from recbole_dreamrec.utils import get_model, get_trainer
 
 
@@ -24,7 +25,8 @@ def run_recbole_dreamrec(model=None, dataset=None, config_file_list=None, config
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``, ``model_file``
-        (the saved checkpoint, or ``None``) and ``config``.
+        (the saved checkpoint, or ``None``), ``config``, and the cost: ``num_params``, ``epochs_trained``,
+        ``train_seconds_per_epoch`` (mean), ``eval_seconds`` (the final test evaluation).
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
@@ -57,7 +59,7 @@ def _train_and_test(config, saved, verbose):
     logger.info(model)
 
     # training and evaluation
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer = with_timing(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
     show_progress = config["show_progress"] and verbose
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress
@@ -74,4 +76,12 @@ def _train_and_test(config, saved, verbose):
         "test_result": test_result,
         "model_file": trainer.saved_model_file if saved else None,
         "config": config,
+        "num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "epochs_trained": len(trainer.train_epoch_seconds),
+        "train_seconds_per_epoch": _mean(trainer.train_epoch_seconds),
+        "eval_seconds": trainer.eval_seconds[-1] if trainer.eval_seconds else None,
     }
+
+
+def _mean(values):
+    return sum(values) / len(values) if values else None

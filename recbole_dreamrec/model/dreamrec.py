@@ -152,6 +152,7 @@ class DreamRec(SequentialRecommender):
         # parameters initialization
         self.apply(self._init_weights)
         nn.init.normal_(self.item_embedding.weight, mean=0.0, std=self.embedding_init_std)
+        nn.init.normal_(self.position_embedding.weight, mean=0.0, std=self.embedding_init_std)
         nn.init.normal_(self.null_guidance, mean=0.0, std=self.embedding_init_std)
 
     def _init_weights(self, module):

@@ -1,0 +1,38 @@
+"""Side-by-side comparison of DreamRec and RecBole baselines under one shared setting.
+
+    python benchmarks/compare.py --dataset ml-100k --models DreamRec,SASRec,GRU4Rec,Pop \
+        --config_files benchmarks/configs/ml-100k.yaml
+
+Per-model overrides live in ``<config dir>/models/<Model>.yaml``. Results: ``benchmarks/results/<dataset>/``.
+Re-running skips finished models; ``--redo SASRec`` (or ``--redo all``) runs them again. Any further
+``--key=value`` applies to every model (e.g. ``--epochs=1`` for a smoke run, ``--data_path=DIR``).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
+
+from recbole_dreamrec.benchmark import compare  # noqa: E402
+from recbole_dreamrec.cli import extra_settings  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--dataset", "-d", default="ml-100k")
+    parser.add_argument("--models", default="DreamRec,SASRec,GRU4Rec,BERT4Rec,NARM,STAMP,Caser,Pop")
+    parser.add_argument("--config_files", default=None, help="shared setting, space separated")
+    parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<dataset>)")
+    parser.add_argument("--redo", default="", help="comma separated models to run again, or 'all'")
+    args, extra = parser.parse_known_args(argv)
+    config_dict = extra_settings(parser, extra)
+    out = args.out or str(Path(__file__).resolve().parent / "results" / args.dataset)
+    config_files = args.config_files.split() if args.config_files else []
+    models = [m for m in args.models.split(",") if m]
+    redo = [m for m in args.redo.split(",") if m]
+    return compare(models, args.dataset, config_files, out, config_dict=config_dict, redo=redo)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Side-by-side runs: several models, one dataset, one shared setting, one table.
+
+Each finished model is written at once and atomically to ``<out>/runs/<Model>.json``; a later run skips models
+already there (unless asked to redo them), so an interrupted comparison loses at most the model in progress.
+Tables (Markdown, CSV) and a bar chart (PNG) are rebuilt from the finished runs after every model.
+"""
+
+import csv
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from recbole_dreamrec.quick_start import run_recbole_dreamrec
+
+TABLE_METRICS = ("recall@10", "mrr@10", "ndcg@10", "hit@10", "recall@20", "mrr@20", "ndcg@20", "hit@20")
+
+
+def model_override_file(config_dir, model):
+    """The per-model override file ``<config_dir>/models/<Model>.yaml``, or ``None``."""
+    if config_dir is None:
+        return None
+    path = Path(config_dir) / "models" / f"{model}.yaml"
+    return str(path) if path.is_file() else None
+
+
+def machine_info():
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    return {"device": device, "platform": platform.platform(), "torch": torch.__version__}
+
+
+def plain(value):
+    """A config value as plain YAML/JSON data (enums, devices and numpy scalars as text or numbers)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def run_model(model, dataset, config_file_list, config_dict):
+    """Train and test one model; a record of what it scored, what it cost and the exact config it ran with."""
+    start = time.perf_counter()
+    record = {"model": model, "dataset": dataset, "config_files": list(config_file_list)}
+    try:
+        result = run_recbole_dreamrec(model, dataset, config_file_list, dict(config_dict))
+    except Exception as error:  # one broken model must not end the comparison
+        record.update(status="failed", error=f"{type(error).__name__}: {error}")
+    else:
+        record.update(
+            status="ok",
+            best_valid={k: float(v) for k, v in result["best_valid_result"].items()},
+            test={k: float(v) for k, v in result["test_result"].items()},
+            epochs_trained=result["epochs_trained"],
+            train_seconds_per_epoch=result["train_seconds_per_epoch"],
+            eval_seconds=result["eval_seconds"],
+            num_params=result["num_params"],
+            config=plain(result["config"].final_config_dict),
+        )
+    record.update(wall_seconds=time.perf_counter() - start, machine=machine_info(), finished=time.strftime("%F %T"))
+    return record
+
+
+def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(), log=print):
+    """Run ``models`` one after another (skipping finished ones) and rebuild the tables after each.
+
+    Args:
+        models (list[str]): model names.
+        dataset (str): dataset name.
+        config_file_list (list[str]): the shared setting; ``<dir of the first file>/models/<Model>.yaml`` is added
+            for a model when it exists (its own overrides).
+        out_dir (str): where ``runs/``, ``configs/`` and the tables go.
+        config_dict (dict, optional): settings for every model (e.g. ``epochs`` for a smoke run).
+        redo (iterable[str]): models to run again although finished (``"all"`` for every model).
+
+    Returns:
+        list[dict]: the records of ``models``, in order.
+    """
+    out_dir = Path(out_dir)
+    config_dir = Path(config_file_list[0]).parent if config_file_list else None
+    redo = set(models) if "all" in redo else set(redo)
+    records, start = [], time.perf_counter()
+    for n, model in enumerate(models, start=1):
+        run_file = out_dir / "runs" / f"{model}.json"
+        if run_file.is_file() and model not in redo:
+            log(f"[{n}/{len(models)}] {model}: finished before, skipped ({run_file})")
+            records.append(json.loads(run_file.read_text()))
+            continue
+        files = list(config_file_list) + [f for f in [model_override_file(config_dir, model)] if f]
+        log(f"[{n}/{len(models)}] {model}: running with {files} (elapsed {time.perf_counter() - start:.0f}s)")
+        record = run_model(model, dataset, files, config_dict or {})
+        if record["status"] == "ok":
+            atomic_write_text(out_dir / "configs" / f"{model}.yaml", yaml.safe_dump(record["config"], sort_keys=True))
+        atomic_write_text(run_file, json.dumps(record, indent=1))
+        log(f"[{n}/{len(models)}] {model}: {record['status']} in {record['wall_seconds']:.0f}s")
+        records.append(record)
+        write_tables(records, out_dir, dataset)
+    write_tables(records, out_dir, dataset)
+    return records
+
+
+def table_rows(records):
+    header = ["model", "status", "epochs", "s/epoch", "eval s", "params"]
+    header += [f"valid {m}" for m in ("ndcg@10",)] + [f"test {m}" for m in TABLE_METRICS]
+    rows = []
+    for r in records:
+        if r["status"] != "ok":
+            rows.append([r["model"], "failed: " + r["error"][:80]] + [""] * (len(header) - 2))
+            continue
+        rows.append(
+            [r["model"], "ok", r["epochs_trained"], _num(r["train_seconds_per_epoch"], 1), _num(r["eval_seconds"], 2),
+             r["num_params"], _num(r["best_valid"].get("ndcg@10"))]
+            + [_num(r["test"].get(m)) for m in TABLE_METRICS]
+        )
+    return header, rows
+
+
+def _num(value, digits=4):
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def write_tables(records, out_dir, dataset):
+    """``results.md``, ``results.csv`` and ``results.png`` (test NDCG@10 and HR@10 by model) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    header, rows = table_rows(records)
+    lines = [f"# {dataset}: test metrics at the best validation epoch", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    machines = sorted({r["machine"]["device"] for r in records})
+    lines += ["", f"Machine: {', '.join(machines)}. Configs: `configs/<Model>.yaml`; raw records: `runs/`."]
+    atomic_write_text(out_dir / "results.md", "\n".join(lines) + "\n")
+    with open(out_dir / "results.csv", "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    plot_bars([r for r in records if r["status"] == "ok"], out_dir / "results.png", dataset)
+
+
+def plot_bars(records, path, dataset):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(records) + 2), 3.5))
+    width = 0.4
+    names = [r["model"] for r in records]
+    for offset, metric, label in ((-width / 2, "ndcg@10", "NDCG@10"), (width / 2, "hit@10", "HR@10")):
+        ax.bar([i + offset for i in range(len(records))], [r["test"].get(metric, 0) for r in records], width,
+               label=label)
+    ax.set_xticks(range(len(records)))
+    ax.set_xticklabels(names, rotation=30, ha="right")
+    ax.set_ylabel("test metric")
+    ax.set_title(f"{dataset}: test NDCG@10 and HR@10")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,43 @@
+"""The side-by-side comparison tool in smoke mode: tiny data, one epoch, resumable."""
+
+import json
+
+import yaml
+
+from recbole_dreamrec.benchmark import compare
+
+
+def write_yaml(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in data.items()))
+    return str(path)
+
+
+def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
+    shared = write_yaml(in_tmp_dir / "configs" / "tiny.yaml", {**tiny_config_dict, "epochs": 1})
+    write_yaml(in_tmp_dir / "configs" / "models" / "DreamRec.yaml", {"guidance_weight": 3.0})
+    out = in_tmp_dir / "results"
+    logs = []
+
+    records = compare(["DreamRec", "Pop", "NoSuchModel"], "ml-100k-tiny", [shared], out, log=logs.append)
+    assert [r["status"] for r in records] == ["ok", "ok", "failed"]
+    assert "NoSuchModel" in records[2]["error"]
+    for r in records[:2]:
+        assert r["epochs_trained"] == 1 and r["train_seconds_per_epoch"] > 0 and r["eval_seconds"] > 0
+        assert 0 <= r["test"]["ndcg@10"] <= 1 and r["num_params"] >= 0
+    assert records[0]["config"]["guidance_weight"] == 3.0  # per-model override, visible in the output
+    assert yaml.safe_load((out / "configs" / "DreamRec.yaml").read_text())["guidance_weight"] == 3.0
+
+    table = (out / "results.md").read_text()
+    assert "| DreamRec | ok | 1 |" in table and "| Pop | ok | 1 |" in table and "NoSuchModel | failed" in table
+    assert (out / "results.csv").read_text().splitlines()[0].startswith("model,status,epochs")
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # resume: finished models are skipped, their records untouched; a redo runs again
+    before = (out / "runs" / "DreamRec.json").stat().st_mtime_ns
+    logs.clear()
+    compare(["DreamRec", "Pop"], "ml-100k-tiny", [shared], out, log=logs.append)
+    assert sum("skipped" in line for line in logs) == 2
+    assert (out / "runs" / "DreamRec.json").stat().st_mtime_ns == before
+    compare(["Pop"], "ml-100k-tiny", [shared], out, redo=["Pop"], log=logs.append)
+    assert "running" in logs[-2]
