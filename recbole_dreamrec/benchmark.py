@@ -74,6 +74,7 @@ def run_model(model, dataset, config_file_list, config_dict):
             train_seconds_per_epoch=result["train_seconds_per_epoch"],
             eval_seconds=result["eval_seconds"],
             num_params=result["num_params"],
+            model_file=os.path.abspath(result["model_file"]),
             config=plain(result["config"].final_config_dict),
         )
     record.update(wall_seconds=time.perf_counter() - start, machine=machine_info(), finished=time.strftime("%F %T"))

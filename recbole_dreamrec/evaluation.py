@@ -1,4 +1,4 @@
-"""Evaluate one trained DreamRec checkpoint under several samplers (same weights, same data, same seed)."""
+"""Evaluate a trained checkpoint (DreamRec under several samplers, or any RecBole model) and time it."""
 
 import time
 
@@ -16,12 +16,15 @@ def sampler_settings(timesteps, steps=(5, 10, 20, 50, 100), eta=0.0):
     return settings
 
 
-def evaluate_samplers(model_file, settings, split="test"):
-    """Test (or validation) metrics and evaluation seconds of a checkpoint under each sampler setting.
+def evaluate_checkpoint(model_file, settings=(None,), split="test"):
+    """Test (or validation) metrics and evaluation seconds of a checkpoint, once per sampler setting.
+
+    Same weights, same data and the same seed for every setting.
 
     Args:
-        model_file (str): a DreamRec checkpoint saved by RecBole's trainer.
-        settings (list[dict]): each with ``sampler``, ``sampling_steps`` and ``ddim_eta``.
+        model_file (str): a checkpoint saved by RecBole's trainer.
+        settings (list[dict or None]): DreamRec sampler settings, each with ``sampler``, ``sampling_steps`` and
+            ``ddim_eta``; ``None`` evaluates the model as saved (any model).
         split (str): ``test`` or ``valid``.
 
     Returns:
@@ -32,12 +35,14 @@ def evaluate_samplers(model_file, settings, split="test"):
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     rows = []
     for setting in settings:
-        model.sampler = build_sampler(
-            setting["sampler"], model.diffusion, setting["sampling_steps"], setting["ddim_eta"]
-        )
+        if setting is not None:
+            model.sampler = build_sampler(
+                setting["sampler"], model.diffusion, setting["sampling_steps"], setting["ddim_eta"]
+            )
         init_seed(config["seed"], config["reproducibility"])
         start = time.perf_counter()
         result = trainer.evaluate(eval_data, load_best_model=False)
         seconds = time.perf_counter() - start
-        rows.append({**setting, "seconds": seconds, "users": eval_data.sample_size, **dict(result)})
+        row = {"model": config["model"], **(setting or {}), "seconds": seconds, "users": eval_data.sample_size}
+        rows.append({**row, **{k: float(v) for k, v in result.items()}})
     return rows

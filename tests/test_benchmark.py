@@ -1,10 +1,20 @@
 """The side-by-side comparison tool in smoke mode: tiny data, one epoch, resumable."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import yaml
 
 from recbole_dreamrec.benchmark import compare
+
+
+def load_script(name):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_yaml(path, data):
@@ -19,7 +29,7 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     out = in_tmp_dir / "results"
     logs = []
 
-    records = compare(["DreamRec", "Pop", "NoSuchModel"], "ml-100k-tiny", [shared], out, log=logs.append)
+    records = compare(["DreamRec", "SASRec", "NoSuchModel"], "ml-100k-tiny", [shared], out, log=logs.append)
     assert [r["status"] for r in records] == ["ok", "ok", "failed"]
     assert "NoSuchModel" in records[2]["error"]
     for r in records[:2]:
@@ -29,15 +39,22 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     assert yaml.safe_load((out / "configs" / "DreamRec.yaml").read_text())["guidance_weight"] == 3.0
 
     table = (out / "results.md").read_text()
-    assert "| DreamRec | ok | 1 |" in table and "| Pop | ok | 1 |" in table and "NoSuchModel | failed" in table
+    assert "| DreamRec | ok | 1 |" in table and "| SASRec | ok | 1 |" in table and "NoSuchModel | failed" in table
     assert (out / "results.csv").read_text().splitlines()[0].startswith("model,status,epochs")
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # resume: finished models are skipped, their records untouched; a redo runs again
     before = (out / "runs" / "DreamRec.json").stat().st_mtime_ns
     logs.clear()
-    compare(["DreamRec", "Pop"], "ml-100k-tiny", [shared], out, log=logs.append)
+    compare(["DreamRec", "SASRec"], "ml-100k-tiny", [shared], out, log=logs.append)
     assert sum("skipped" in line for line in logs) == 2
     assert (out / "runs" / "DreamRec.json").stat().st_mtime_ns == before
-    compare(["Pop"], "ml-100k-tiny", [shared], out, redo=["Pop"], log=logs.append)
+    compare(["SASRec"], "ml-100k-tiny", [shared], out, redo=["SASRec"], log=logs.append)
     assert "running" in logs[-2]
+
+    # the speed benchmark reads the same runs: one row for SASRec, ddpm, and each DDIM K
+    load_script("speed").main(["--results", str(out), "--steps", "2,5"])
+    speed = (out / "speed.md").read_text()
+    for method in ("| SASRec |", "| DreamRec ddpm T=20 |", "| DreamRec ddim K=2 |", "| DreamRec ddim K=5 |"):
+        assert method in speed
+    assert (out / "speed.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,88 @@
+"""Speed benchmark: training cost and evaluation cost/quality of DreamRec's samplers next to SASRec.
+
+Uses the checkpoints and training timings of a finished comparison (``benchmarks/compare.py``):
+
+    python benchmarks/compare.py --dataset ml-100k --models DreamRec,SASRec --config_files benchmarks/configs/ml-100k.yaml
+    python benchmarks/speed.py --results benchmarks/results/ml-100k
+
+Every checkpoint is evaluated on the same test data in this one process: SASRec, DreamRec with ``ddpm`` (all T
+steps) and ``ddim`` at each K of ``--steps``. Writes ``speed.md``, ``speed.csv`` and ``speed.png`` into the results
+folder. Run it with nothing else busy on the machine: timings are wall-clock.
+"""
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
+
+from recbole_dreamrec.benchmark import atomic_write_text, machine_info  # noqa: E402
+from recbole_dreamrec.evaluation import evaluate_checkpoint, sampler_settings  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="DreamRec sampler speed/quality next to SASRec.")
+    parser.add_argument("--results", required=True, help="a compare.py results folder with DreamRec and SASRec runs")
+    parser.add_argument("--steps", default="5,10,20,50,100", help="DDIM step counts K")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    runs = {m: json.loads((results / "runs" / f"{m}.json").read_text()) for m in ("DreamRec", "SASRec")}
+
+    rows = []
+    for setting_row in evaluate_checkpoint(runs["SASRec"]["model_file"]):
+        rows.append({"method": "SASRec", "train s/epoch": runs["SASRec"]["train_seconds_per_epoch"], **setting_row})
+    timesteps = runs["DreamRec"]["config"]["timesteps"]
+    steps = [int(k) for k in args.steps.split(",")]
+    for row in evaluate_checkpoint(runs["DreamRec"]["model_file"], sampler_settings(timesteps, steps, args.eta)):
+        label = f"DreamRec ddpm T={timesteps}" if row["sampler"] == "ddpm" else f"DreamRec ddim K={row['sampling_steps']}"
+        rows.append({"method": label, "train s/epoch": runs["DreamRec"]["train_seconds_per_epoch"], **row})
+
+    device = machine_info()["device"]
+    header = ["method", "train s/epoch", "eval s", "users/s", "test ndcg@10", "test hit@10"]
+    table = [
+        [r["method"], f"{r['train s/epoch']:.1f}", f"{r['seconds']:.2f}", f"{r['users'] / r['seconds']:.0f}",
+         f"{r['ndcg@10']:.4f}", f"{r['hit@10']:.4f}"]
+        for r in rows
+    ]
+    lines = [f"# Speed on {runs['DreamRec']['dataset']} ({device})", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in table]
+    atomic_write_text(results / "speed.md", "\n".join(lines) + "\n")
+    with open(results / "speed.csv", "w", newline="") as f:
+        csv.writer(f).writerows([header, *table])
+    plot(rows, results / "speed.png", device)
+    print("\n".join(lines))
+
+
+def plot(rows, path, device):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ddim = [r for r in rows if r.get("sampler") == "ddim"]
+    ddpm = next(r for r in rows if r.get("sampler") == "ddpm")
+    sasrec = next(r for r in rows if r["method"] == "SASRec")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ks = [r["sampling_steps"] for r in ddim]
+    left.plot(ks, [r["ndcg@10"] for r in ddim], "o-", label="DreamRec ddim")
+    left.axhline(ddpm["ndcg@10"], color="C1", ls="--", label=f"DreamRec ddpm (T={ddpm['sampling_steps']})")
+    left.axhline(sasrec["ndcg@10"], color="C2", ls=":", label="SASRec")
+    left.set(xscale="log", xlabel="DDIM steps K", ylabel="test NDCG@10")
+    right.plot(ks, [r["seconds"] for r in ddim], "o-", label="DreamRec ddim")
+    right.axhline(ddpm["seconds"], color="C1", ls="--", label="DreamRec ddpm")
+    right.axhline(sasrec["seconds"], color="C2", ls=":", label="SASRec")
+    right.set(xscale="log", yscale="log", xlabel="DDIM steps K", ylabel="evaluation seconds")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.suptitle(f"Full-sort test evaluation, {device}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Command line of ``inspect_dreamrec.py``."""
+
+import argparse
+import json
+
+from recbole_dreamrec.inspection import embedding_map, format_text, inspect_users
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Inspect DreamRec's generated oracle items and embedding space.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    oracle = commands.add_parser("oracle", help="history, top-k, oracle distances and stability per user")
+    oracle.add_argument("--model_file", required=True, help="a DreamRec checkpoint")
+    oracle.add_argument("--users", default="", help="external user ids, comma separated")
+    oracle.add_argument("--history", default="", help="a raw history: external item ids, comma separated")
+    oracle.add_argument("--topk", type=int, default=10)
+    oracle.add_argument("--samples", type=int, default=5, help="generations per user, for stability")
+    oracle.add_argument("--seed", type=int, default=None, help="first sampling seed (default: the config's seed)")
+    oracle.add_argument("--json", default=None, help="also write the report as JSON here")
+    emb = commands.add_parser("map", help="2-D map of item embeddings of one or more checkpoints")
+    emb.add_argument("--model_files", nargs="+", required=True)
+    emb.add_argument("--out", default="embedding_map.png")
+    emb.add_argument("--users", type=int, default=100, help="oracles of this many test users overlaid")
+    emb.add_argument("--method", choices=("tsne", "pca"), default="tsne")
+    args = parser.parse_args(argv)
+    if args.command == "oracle" and not (args.users or args.history):
+        parser.error("oracle needs --users and/or --history")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.command == "oracle":
+        users = [u for u in args.users.split(",") if u]
+        history = [i for i in args.history.split(",") if i]
+        report = inspect_users(args.model_file, users, history, args.topk, args.samples, args.seed)
+        print(format_text(report))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(report, f, indent=1)
+        return report
+    embedding_map(args.model_files, args.out, users=args.users, method=args.method)
+    print(f"written: {args.out}")
+    return args.out

@@ -1,0 +1,85 @@
+"""The inspection tool on a tiny trained DreamRec (and SASRec for the side-by-side map)."""
+
+import json
+
+import pytest
+import torch
+
+from recbole_dreamrec import run_recbole_dreamrec
+from recbole_dreamrec.inspection import Inspector, inspect_users, nearest_items
+from recbole_dreamrec.inspection_cli import main
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tiny_config_dict, tmp_path_factory):
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("inspect"))
+    try:
+        config = {**tiny_config_dict, "epochs": 1}
+        return {m: run_recbole_dreamrec(m, "ml-100k-tiny", config_dict=config)["model_file"] for m in ("DreamRec", "SASRec")}
+    finally:
+        os.chdir(cwd)
+
+
+def test_oracle_report_has_documented_fields(checkpoints, tmp_path):
+    out = tmp_path / "report.json"
+    report = main(["oracle", "--model_file", checkpoints["DreamRec"], "--users", "1,7", "--history", "50,172,133",
+                   "--topk", "5", "--samples", "3", "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    assert set(report["typical_distances"]) == {"median_pairwise", "median_nearest_neighbour"}
+    assert [r.get("user") for r in report["results"]] == ["1", "7", None]
+    assert report["results"][2]["given_history"] == ["50", "172", "133"]
+    assert [d["item"] for d in report["results"][2]["history"]] == ["50", "172", "133"]
+    for r in report["results"]:
+        assert [x["rank"] for x in r["recommendations"]] == [1, 2, 3, 4, 5]
+        scores = [x["score"] for x in r["recommendations"]]
+        assert scores == sorted(scores, reverse=True)
+        assert not {x["item"] for x in r["recommendations"]} & {d["item"] for d in r["history"]}
+        assert set(r["oracle"]) >= {"norm", "nearest_item", "nearest_distance", "distance_over_median_pairwise"}
+        assert 0.0 <= r["stability"]["mean_topk_overlap"] <= 1.0 and r["stability"]["samples"] == 3
+
+
+def test_sample_zero_is_the_evaluation_generation(checkpoints):
+    inspector = Inspector(checkpoints["DreamRec"])
+    item_seq, length = inspector.user_history("1")
+    oracle = inspector.oracles(item_seq, length, samples=1, seed=inspector.config["seed"])[0]
+    expected = inspector.model.generate(item_seq.unsqueeze(0), torch.tensor([length]))[0]
+    torch.testing.assert_close(oracle, expected)
+
+
+def test_nearest_item_agrees_with_brute_force(checkpoints):
+    inspector = Inspector(checkpoints["DreamRec"])
+    items = inspector.real_items()
+    oracle = inspector.oracles(*inspector.user_history("3"), samples=1, seed=0)[0]
+    index, distance = nearest_items(oracle, items)
+    brute = [((oracle - item) ** 2).sum().sqrt().item() for item in items]
+    assert int(index[0]) == min(range(len(brute)), key=brute.__getitem__)
+    assert distance[0].item() == pytest.approx(min(brute), rel=1e-5)
+
+
+def test_unknown_user_and_item_are_clear_errors(checkpoints):
+    with pytest.raises(ValueError, match="unknown user '99999'"):
+        inspect_users(checkpoints["DreamRec"], users=["99999"])
+    with pytest.raises(ValueError, match="unknown item in history"):
+        inspect_users(checkpoints["DreamRec"], history=["not-an-item"])
+
+
+def test_embedding_map_png(checkpoints, tmp_path):
+    out = tmp_path / "map.png"
+    main(["map", "--model_files", checkpoints["DreamRec"], checkpoints["SASRec"], "--out", str(out),
+          "--users", "20", "--method", "pca"])
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("method", ["tsne", "pca"])
+def test_project_to_two_dimensions(method):
+    import numpy as np
+
+    from recbole_dreamrec.inspection import project
+
+    points = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    assert project(points, method, seed=0).shape == (40, 2)
+    with pytest.raises(ValueError, match="method must be one of"):
+        project(points, "umap", seed=0)
