@@ -1,12 +1,13 @@
 """Speed benchmark: training cost and evaluation cost/quality of DreamRec's samplers next to SASRec.
 
-Uses the checkpoints and training timings of a finished comparison (``benchmarks/compare.py``):
+Uses the checkpoints of a finished comparison (``benchmarks/compare.py``) and measures everything else itself:
 
     python benchmarks/compare.py --dataset ml-100k --models DreamRec,SASRec --config_files benchmarks/configs/ml-100k.yaml
     python benchmarks/speed.py --results benchmarks/results/ml-100k
 
-Every checkpoint is evaluated on the same test data in this one process: SASRec, DreamRec with ``ddpm`` (all T
-steps) and ``ddim`` at each K of ``--steps``. Writes ``speed.md``, ``speed.csv`` and ``speed.png`` into the results
+In this one process it times ``--train_epochs`` training epochs of DreamRec and of SASRec (same shared setting as
+the comparison, so the same encoder size), then evaluates every checkpoint on the same test data: SASRec, DreamRec
+with ``ddpm`` (all T steps) and ``ddim`` at each K of ``--steps``. Writes ``speed.md``, ``speed.csv`` and ``speed.png`` into the results
 folder. Run it with nothing else busy on the machine: timings are wall-clock.
 """
 
@@ -20,6 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 
 from recbole_dreamrec.benchmark import atomic_write_text, machine_info  # noqa: E402
 from recbole_dreamrec.evaluation import evaluate_checkpoint, sampler_settings  # noqa: E402
+from recbole_dreamrec.quick_start import run_recbole_dreamrec  # noqa: E402
+
+
+def train_seconds_per_epoch(run, epochs):
+    """Mean seconds of ``epochs`` training epochs of the run's model, under the run's config files."""
+    settings = {"epochs": epochs, "eval_step": epochs + 1, "show_progress": False}  # no validation in between
+    result = run_recbole_dreamrec(run["model"], run["dataset"], run["config_files"], settings, saved=False)
+    return result["train_seconds_per_epoch"]
 
 
 def main(argv=None):
@@ -27,9 +36,12 @@ def main(argv=None):
     parser.add_argument("--results", required=True, help="a compare.py results folder with DreamRec and SASRec runs")
     parser.add_argument("--steps", default="5,10,20,50,100", help="DDIM step counts K")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
+    parser.add_argument("--train_epochs", type=int, default=1, help="training epochs timed per model")
     args = parser.parse_args(argv)
     results = Path(args.results)
     runs = {m: json.loads((results / "runs" / f"{m}.json").read_text()) for m in ("DreamRec", "SASRec")}
+    for run in runs.values():
+        run["train_seconds_per_epoch"] = train_seconds_per_epoch(run, args.train_epochs)
 
     rows = []
     for setting_row in evaluate_checkpoint(runs["SASRec"]["model_file"]):

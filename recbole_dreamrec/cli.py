@@ -2,7 +2,7 @@
 
 import argparse
 
-from recbole_dreamrec.quick_start import run_recbole_dreamrec
+from recbole_dreamrec.quick_start import run
 
 
 def parse_args(argv=None):
@@ -16,6 +16,11 @@ def parse_args(argv=None):
     parser.add_argument("--model", "-m", type=str, default="DreamRec", help="model name (plugin or RecBole)")
     parser.add_argument("--dataset", "-d", type=str, default="ml-100k", help="dataset name")
     parser.add_argument("--config_files", type=str, default=None, help="config files, space separated")
+    parser.add_argument("--nproc", type=int, default=1, help="processes on this machine (data-parallel)")
+    parser.add_argument("--world_size", type=int, default=-1, help="processes on all machines (default: nproc)")
+    parser.add_argument("--ip", type=str, default="localhost", help="address of the machine with rank 0")
+    parser.add_argument("--port", type=str, default="5678", help="a free port on that machine")
+    parser.add_argument("--group_offset", type=int, default=0, help="global rank of this machine's first process")
     args, extra = parser.parse_known_args(argv)
     return args, extra_settings(parser, extra)
 
@@ -34,6 +39,14 @@ def extra_settings(parser, extra):
 def main(argv=None):
     args, config_dict = parse_args(argv)
     config_file_list = args.config_files.strip().split(" ") if args.config_files else None
-    return run_recbole_dreamrec(
-        model=args.model, dataset=args.dataset, config_file_list=config_file_list, config_dict=config_dict
+    return run(
+        model=args.model,
+        dataset=args.dataset,
+        config_file_list=config_file_list,
+        config_dict=config_dict,
+        nproc=args.nproc,
+        world_size=args.world_size,
+        ip=args.ip,
+        port=args.port,
+        group_offset=args.group_offset,
     )

@@ -1,5 +1,7 @@
 """RecBole's ``Config``, made to find the plugin's models and load the plugin's YAML files."""
 
+import torch
+import torch.distributed as dist
 from recbole.config import Config as RecBoleConfig
 
 from recbole_dreamrec.utils import get_model, properties_path
@@ -16,7 +18,16 @@ class Config(RecBoleConfig):
        otherwise refuses its own default negative sampling for CE models, e.g. ``SASRec``).
 
     Config files, ``config_dict`` and ``--key=value`` on the command line override all of these, as in RecBole.
+    A model class with a ``check_config(config)`` (DreamRec) has its settings checked here, before any data loads.
+
+    Multi-process runs (``local_rank`` set by :func:`recbole_dreamrec.quick_start.run`) use RecBole's NCCL/CUDA
+    set-up where CUDA is in use, and gloo on the CPU otherwise (RecBole hard-codes NCCL).
     """
+
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
+        super().__init__(model, dataset, config_file_list, config_dict)
+        if hasattr(self.model_class, "check_config"):
+            self.model_class.check_config(self)
 
     def _get_model_and_dataset(self, model, dataset):
         if isinstance(model, str):
@@ -34,3 +45,19 @@ class Config(RecBoleConfig):
         ):
             if path.is_file():
                 self._update_internal_config_dict(str(path))
+
+    def _init_device(self):
+        settings = self.final_config_dict
+        uses_cuda = torch.cuda.is_available() and settings["use_gpu"] and str(settings["gpu_id"]) != ""
+        if "local_rank" not in settings or uses_cuda:
+            return super()._init_device()
+        rank = settings["local_rank"] + settings["offset"]
+        dist.init_process_group(
+            backend="gloo",
+            rank=rank,
+            world_size=settings["world_size"],
+            init_method=f"tcp://{settings['ip']}:{settings['port']}",
+        )
+        settings.update(device=torch.device("cpu"), single_spec=False, gpu_id="")
+        if settings["local_rank"] != 0:
+            settings.update(state="error", show_progress=False, verbose=False)

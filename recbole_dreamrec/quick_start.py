@@ -4,12 +4,16 @@ import logging
 import sys
 from logging import getLogger
 
-from recbole.data import create_dataset, data_preparation
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from recbole.data import data_preparation
 from recbole.quick_start import load_data_and_model  # noqa: F401  (re-exported: works for DreamRec checkpoints)
 from recbole.utils import init_logger, init_seed, set_color
 
+from recbole_dreamrec.checks import load_dataset
 from recbole_dreamrec.config import Config
-from recbole_dreamrec.trainer import with_timing
+from recbole_dreamrec.trainer import instrument
 from recbole_dreamrec.utils import get_model, get_trainer
 
 
@@ -37,6 +41,39 @@ def run_recbole_dreamrec(model=None, dataset=None, config_file_list=None, config
     return _train_and_test(config, saved=saved, verbose=True)
 
 
+def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, nproc=1, world_size=-1,
+        ip="localhost", port="5678", group_offset=0):
+    r"""Like :func:`run_recbole_dreamrec`, on ``nproc`` local processes (data-parallel, torch.distributed).
+
+    RecBole's multi-process path: each process trains on its share of every batch, gradients are all-reduced, and
+    evaluation gathers every process's users. ``world_size`` processes in all (several machines: start this on
+    each with its ``group_offset``, the first machine's ``ip`` and a free ``port``). NCCL on CUDA, gloo on the CPU.
+
+    Returns:
+        dict: the result of rank 0 (as :func:`run_recbole_dreamrec`; ``config`` as a plain dict when nproc > 1).
+    """
+    if nproc == 1 and world_size <= 0:
+        return run_recbole_dreamrec(model, dataset, config_file_list, config_dict, saved)
+    world_size = nproc if world_size == -1 else world_size
+    config_dict = {
+        **(config_dict or {}),
+        "world_size": world_size,
+        "ip": ip,
+        "port": port,
+        "nproc": nproc,
+        "offset": group_offset,
+    }
+    queue = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(_run_rank, args=(model, dataset, config_file_list, config_dict, saved, queue), nprocs=nproc, join=True)
+    return None if queue.empty() else queue.get()
+
+
+def _run_rank(rank, model, dataset, config_file_list, config_dict, saved, queue):
+    result = run_recbole_dreamrec(model, dataset, config_file_list, {**config_dict, "local_rank": rank}, saved)
+    if rank == 0:
+        queue.put({**result, "config": dict(result["config"].final_config_dict)})
+
+
 def objective_function(config_dict=None, config_file_list=None, saved=True):
     r"""The objective of RecBole's ``HyperTuning``: train and evaluate quietly with the given settings."""
     config = Config(config_dict=config_dict, config_file_list=config_file_list)
@@ -49,7 +86,7 @@ def _train_and_test(config, saved, verbose):
     logger = getLogger()
 
     # dataset filtering and splitting
-    dataset = create_dataset(config)
+    dataset = load_dataset(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
 
@@ -59,12 +96,18 @@ def _train_and_test(config, saved, verbose):
     logger.info(model)
 
     # training and evaluation
-    trainer = with_timing(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    trainer = instrument(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    if config["resume_file"]:
+        trainer.resume(config["resume_file"], train_data)
     show_progress = config["show_progress"] and verbose
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress
     )
+    if not config["single_spec"]:
+        dist.barrier()  # every process tests the best checkpoint rank 0 has finished writing
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show_progress)
+    if not config["single_spec"]:
+        dist.destroy_process_group()
 
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
@@ -75,6 +118,7 @@ def _train_and_test(config, saved, verbose):
         "best_valid_result": best_valid_result,
         "test_result": test_result,
         "model_file": trainer.saved_model_file if saved else None,
+        "last_model_file": trainer.last_model_file if saved else None,
         "config": config,
         "num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "epochs_trained": len(trainer.train_epoch_seconds),

@@ -101,6 +101,7 @@ class DreamRec(SequentialRecommender):
     """
 
     input_type = InputType.POINTWISE
+    check_config = staticmethod(check_config)
 
     def __init__(self, config, dataset):
         super(DreamRec, self).__init__(config, dataset)

@@ -1,0 +1,135 @@
+"""Checks that turn bad input into one clear error before any training: where the data is, whether the atomic
+files have the columns the run needs, whether anything is left after filtering; and the single-process handling
+of RecBole's dataset download."""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import torch.distributed as dist
+import yaml
+from recbole.data import create_dataset
+from recbole.utils import FeatureType
+
+import recbole
+
+
+def recbole_download_urls():
+    path = Path(recbole.__file__).parent / "properties" / "dataset" / "url.yaml"
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def dataset_files(config):
+    name = config["dataset"]
+    if config["benchmark_filename"]:
+        return [f"{name}.{part}.inter" for part in config["benchmark_filename"]]
+    return [f"{name}.inter"]
+
+
+def check_dataset_source(config):
+    """``"local"`` when the dataset's files are in ``config['data_path']``, ``"download"`` when RecBole will
+    download it; otherwise a ``FileNotFoundError`` saying where RecBole looked and how to point ``data_path``."""
+    name, folder = config["dataset"], Path(config["data_path"])
+    hint = (
+        f"put the atomic files in DIR/{name}/ (e.g. DIR/{name}/{name}.inter) and pass --data_path=DIR "
+        f"(config key data_path)"
+    )
+    if folder.is_dir():
+        missing = [f for f in dataset_files(config) if not (folder / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"dataset {name!r}: the folder {folder} exists but lacks {missing}; {hint}")
+        for file in dataset_files(config):
+            check_atomic_header(config, folder / file)
+        return "local"
+    if name not in recbole_download_urls():
+        raise FileNotFoundError(
+            f"dataset {name!r} not found: RecBole looked in {folder} and knows no download for it; {hint}"
+        )
+    return "download"
+
+
+def check_atomic_header(config, path):
+    """The id columns of an atomic file are declared as tokens (RecBole fails obscurely on other types)."""
+    with open(path, encoding=config["encoding"] or "utf-8") as f:
+        header = f.readline().rstrip("\n").split(config["field_separator"])
+    declared = dict(column.split(":", 1) for column in header if ":" in column)
+    for field in (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]):
+        if field in declared and declared[field] != "token":
+            raise ValueError(
+                f"{path.name}: column {field!r} is typed {declared[field]}; ids must be declared '{field}:token' "
+                f"in the atomic file header (header: {header})"
+            )
+
+
+@contextlib.contextmanager
+def single_process_group():
+    """A one-process gloo group for the duration, when none exists: RecBole's download path calls
+    ``torch.distributed.barrier()`` even in a single process (RecBole issue #2050)."""
+    if dist.is_available() and not dist.is_initialized():
+        with tempfile.TemporaryDirectory() as tmp:
+            dist.init_process_group("gloo", init_method=f"file://{os.path.join(tmp, 'store')}", rank=0, world_size=1)
+            try:
+                yield
+            finally:
+                dist.destroy_process_group()
+    else:
+        yield
+
+
+def load_dataset(config):
+    """RecBole's ``create_dataset`` with the checks above: data source first, downloaded in a single process if
+    needed (a failed download says how to use local files), then the loaded columns and the filtered size."""
+    source = check_dataset_source(config)
+    if source == "local":
+        dataset = _create_dataset(config)
+    else:
+        try:
+            with single_process_group():
+                dataset = _create_dataset(config)
+        except OSError as error:  # URLError and other network or file failures
+            raise ConnectionError(
+                f"dataset {config['dataset']!r} is not in {config['data_path']} and downloading it failed "
+                f"({type(error).__name__}: {error}). Without network, pass --data_path=DIR where "
+                f"DIR/{config['dataset']}/{config['dataset']}.inter exists."
+            ) from error
+    check_loaded_dataset(config, dataset)
+    return dataset
+
+
+def _filters(config):
+    return {k: config[k] for k in ("val_interval", "user_inter_num_interval", "item_inter_num_interval")}
+
+
+def _create_dataset(config):
+    try:
+        return create_dataset(config)
+    except ValueError as error:
+        if "feat is empty" in str(error):  # RecBole's own words when filtering removed everything
+            raise ValueError(
+                f"dataset {config['dataset']!r}: no interactions left after filtering ({_filters(config)})"
+            ) from error
+        raise
+
+
+def check_loaded_dataset(config, dataset):
+    """The columns the run needs were loaded with the right types, and interactions are left after filtering."""
+    name = config["dataset"]
+    loaded = list(dataset.inter_feat.columns)
+    needed = {dataset.uid_field: "user ids", dataset.iid_field: "item ids"}
+    if config["eval_args"]["order"] == "TO" and not config["benchmark_filename"]:
+        needed[dataset.time_field] = "eval_args.order: TO"
+    for field, why in needed.items():
+        if field not in loaded:
+            raise ValueError(
+                f"dataset {name!r}: the interactions have no column {field!r} (needed for {why}); loaded columns: "
+                f"{loaded}. Check the atomic file header ('{field}:type') and load_col ({config['load_col']})."
+            )
+    for field in (dataset.uid_field, dataset.iid_field):
+        if dataset.field2type[field] != FeatureType.TOKEN:
+            raise ValueError(
+                f"dataset {name!r}: column {field!r} is typed {dataset.field2type[field].value}; ids must be "
+                f"declared '{field}:token' in the atomic file header"
+            )
+    if len(dataset.inter_feat) == 0:
+        raise ValueError(f"dataset {name!r}: no interactions left after filtering ({_filters(config)})")
