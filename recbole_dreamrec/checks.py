@@ -51,7 +51,7 @@ def check_dataset_source(config):
 
 def check_atomic_header(config, path):
     """The id columns of an atomic file are declared as tokens (RecBole fails obscurely on other types)."""
-    with open(path, encoding=config["encoding"] or "utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         header = f.readline().rstrip("\n").split(config["field_separator"])
     declared = dict(column.split(":", 1) for column in header if ":" in column)
     for field in (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]):

@@ -29,7 +29,7 @@ def run_recbole_dreamrec(model=None, dataset=None, config_file_list=None, config
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``, ``model_file``
-        (the saved checkpoint, or ``None``), ``config``, and the cost: ``num_params``, ``epochs_trained``,
+        (the best checkpoint, or ``None``), ``last_model_file`` (for ``resume_file``), ``config``, and the cost: ``num_params``, ``epochs_trained``,
         ``train_seconds_per_epoch`` (mean), ``eval_seconds`` (the final test evaluation).
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
