@@ -179,7 +179,8 @@ def format_text(report):
     name = lambda d: f"{d['item']}" + (f" ({d['title']})" if d.get("title") else "")  # noqa: E731
     for r in report["results"]:
         who = f"user {r['user']}" if "user" in r else "given history " + " ".join(r["given_history"])
-        lines += ["", who, f"  history ({len(r['history'])}): " + "; ".join(name(d) for d in r["history"][-10:])]
+        shown = r["history"][-10:]
+        lines += ["", who, f"  history ({len(r['history'])} items, last {len(shown)}): " + "; ".join(name(d) for d in shown)]
         lines += ["  top-k:"] + [f"   {x['rank']:>2}. {name(x)}  score {x['score']:.3f}" for x in r["recommendations"]]
         o = r["oracle"]
         lines.append(
