@@ -39,18 +39,19 @@ class TimingMixin:
         self.eval_seconds = []
 
     def _train_epoch(self, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return super()._train_epoch(*args, **kwargs)
-        finally:
-            self.train_epoch_seconds.append(time.perf_counter() - start)
+        return _timed(self.train_epoch_seconds, super()._train_epoch, *args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return super().evaluate(*args, **kwargs)
-        finally:
-            self.eval_seconds.append(time.perf_counter() - start)
+        return _timed(self.eval_seconds, super().evaluate, *args, **kwargs)
+
+
+def _timed(seconds, function, *args, **kwargs):
+    """Call ``function`` and append its wall-clock duration to ``seconds`` (also when it raises)."""
+    start = time.perf_counter()
+    try:
+        return function(*args, **kwargs)
+    finally:
+        seconds.append(time.perf_counter() - start)
 
 
 class DistributedMixin:
