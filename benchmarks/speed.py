@@ -12,14 +12,13 @@ folder. Run it with nothing else busy on the machine: timings are wall-clock.
 """
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole_dreamrec.benchmark import atomic_write_text, machine_info  # noqa: E402
+from recbole_dreamrec.benchmark import machine_info, write_table  # noqa: E402
 from recbole_dreamrec.evaluation import evaluate_checkpoint, sampler_settings  # noqa: E402
 from recbole_dreamrec.quick_start import run_recbole_dreamrec  # noqa: E402
 
@@ -59,14 +58,10 @@ def main(argv=None):
          f"{r['ndcg@10']:.4f}", f"{r['hit@10']:.4f}"]
         for r in rows
     ]
-    lines = [f"# Speed on {runs['DreamRec']['dataset']} ({device})", ""]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in table]
-    atomic_write_text(results / "speed.md", "\n".join(lines) + "\n")
-    with open(results / "speed.csv", "w", newline="") as f:
-        csv.writer(f).writerows([header, *table])
+    before = [f"# Speed on {runs['DreamRec']['dataset']} ({device})", ""]
+    text = write_table(results / "speed.md", results / "speed.csv", header, table, before=before)
     plot(rows, results / "speed.png", device)
-    print("\n".join(lines))
+    print(text, end="")
 
 
 def plot(rows, path, device):

@@ -57,6 +57,22 @@ def atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
+def markdown_table(header, rows):
+    """Lines of a Markdown table (a ``|`` inside a cell is written ``/``)."""
+    cell = lambda value: str(value).replace("|", "/")  # noqa: E731
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
+
+
+def write_table(markdown_path, csv_path, header, rows, before=(), after=()):
+    """The same table as Markdown (with ``before``/``after`` lines around it) and as CSV; returns the Markdown."""
+    text = "\n".join([*before, *markdown_table(header, rows), *after]) + "\n"
+    atomic_write_text(markdown_path, text)
+    with open(csv_path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    return text
+
+
 def run_model(model, dataset, config_file_list, config_dict):
     """Train and test one model; a record of what it scored, what it cost and the exact config it ran with."""
     start = time.perf_counter()
@@ -143,14 +159,15 @@ def write_tables(records, out_dir, dataset):
     """``results.md``, ``results.csv`` and ``results.png`` (test NDCG@10 and HR@10 by model) in ``out_dir``."""
     out_dir = Path(out_dir)
     header, rows = table_rows(records)
-    lines = [f"# {dataset}: test metrics at the best validation epoch", ""]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     machines = sorted({r["machine"]["device"] for r in records})
-    lines += ["", f"Machine: {', '.join(machines)}. Configs: `configs/<Model>.yaml`; raw records: `runs/`."]
-    atomic_write_text(out_dir / "results.md", "\n".join(lines) + "\n")
-    with open(out_dir / "results.csv", "w", newline="") as f:
-        csv.writer(f).writerows([header, *rows])
+    write_table(
+        out_dir / "results.md",
+        out_dir / "results.csv",
+        header,
+        rows,
+        before=[f"# {dataset}: test metrics at the best validation epoch", ""],
+        after=["", f"Machine: {', '.join(machines)}. Configs: `configs/<Model>.yaml`; raw records: `runs/`."],
+    )
     plot_bars([r for r in records if r["status"] == "ok"], out_dir / "results.png", dataset)
 
 

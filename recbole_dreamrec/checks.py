@@ -36,10 +36,11 @@ def check_dataset_source(config):
         f"(config key data_path)"
     )
     if folder.is_dir():
-        missing = [f for f in dataset_files(config) if not (folder / f).is_file()]
+        files = dataset_files(config)
+        missing = [f for f in files if not (folder / f).is_file()]
         if missing:
             raise FileNotFoundError(f"dataset {name!r}: the folder {folder} exists but lacks {missing}; {hint}")
-        for file in dataset_files(config):
+        for file in files:
             check_atomic_header(config, folder / file)
         return "local"
     if name not in recbole_download_urls():

@@ -5,7 +5,6 @@ loss or an invalid setting) is recorded with its reason and the search goes on. 
 ranked Markdown table, a CSV file, the best parameters as a YAML file and RecBole's own result file.
 """
 
-import csv
 import math
 import time
 import traceback
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from recbole_dreamrec.benchmark import plain, write_table
 from recbole_dreamrec.config import Config
 from recbole_dreamrec.quick_start import objective_function
 
@@ -103,16 +103,12 @@ def write_reports(trials, output_file):
             + [f"{t['seconds']:.1f}", t["error"]]
         )
     paths = {"markdown": output.with_suffix(".md"), "csv": output.with_suffix(".csv")}
-    with open(paths["csv"], "w", newline="") as f:
-        csv.writer(f).writerows([header, *rows])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
-    paths["markdown"].write_text("\n".join(lines) + "\n")
+    write_table(paths["markdown"], paths["csv"], header, rows)
     best = next((t for t in trials if t["status"] == "ok"), None)
     if best is not None:
         paths["best_yaml"] = output.with_suffix(".best.yaml")
         text = f"# best parameters of {len(trials)} trials (valid score {best['best_valid_score']:.4f})\n"
-        paths["best_yaml"].write_text(text + yaml.safe_dump(_plain(best["params"]), sort_keys=True))
+        paths["best_yaml"].write_text(text + yaml.safe_dump(plain(best["params"]), sort_keys=True))
     return paths
 
 
@@ -121,10 +117,6 @@ def _fmt(value):
         return ""
     return f"{value:.4f}" if math.isfinite(value) else "failed"
 
-
-def _plain(params):
-    """numpy scalars from hyperopt as plain Python values, for YAML."""
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}
 
 
 def tune(model, dataset, params_file, config_file_list=None, algo="exhaustive", max_evals=100, early_stop=10,
