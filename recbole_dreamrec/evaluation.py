@@ -2,8 +2,9 @@
 
 import time
 
-from recbole.utils import get_trainer, init_seed
+from recbole.utils import ModelType, get_trainer, init_seed
 
+from recbole_dreamrec.model.item_init import sequential_interaction_matrix
 from recbole_dreamrec.model.samplers import build_sampler
 from recbole_dreamrec.quick_start import load_data_and_model
 
@@ -16,7 +17,27 @@ def sampler_settings(timesteps, steps=(5, 10, 20, 50, 100), eta=0.0):
     return settings
 
 
-def evaluate_checkpoint(model_file, settings=(None,), split="test"):
+def mask_seen_items(model, train_dataset):
+    """Make a sequential model's ``full_sort_predict`` score every item the user interacted with before the target
+    as ``-inf`` (the training split plus the row's own history).
+
+    RecBole does this for general models (``Pop``, ``BPR``, ...) in full-sort evaluation and not for sequential ones,
+    so on data without repeated interactions (MovieLens ratings) ``Pop`` gets help that SASRec or DreamRec do not.
+    Masking every model alike puts them on one footing. Changes this ``model`` object only.
+    """
+    seen_in_training = sequential_interaction_matrix(train_dataset, model).to_dense().bool()  # [n_users n_items]
+    full_sort_predict = model.full_sort_predict
+
+    def masked_full_sort_predict(interaction):
+        scores = full_sort_predict(interaction)  # [B n_items]
+        seen = seen_in_training[interaction[train_dataset.uid_field]].to(scores.device)  # [B n_items]
+        seen = seen.scatter(1, interaction[model.ITEM_SEQ], True)
+        return scores.masked_fill(seen, float("-inf"))
+
+    model.full_sort_predict = masked_full_sort_predict
+
+
+def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history=False):
     """Test (or validation) metrics and evaluation seconds of a checkpoint, once per sampler setting.
 
     Same weights, same data and the same seed for every setting.
@@ -26,6 +47,8 @@ def evaluate_checkpoint(model_file, settings=(None,), split="test"):
         settings (list[dict or None]): DreamRec sampler settings, each with ``sampler``, ``sampling_steps`` and
             ``ddim_eta``; ``None`` evaluates the model as saved (any model).
         split (str): ``test`` or ``valid``.
+        mask_history (bool): for a sequential model, rank only items the user has not interacted with before (see
+            :func:`mask_seen_items`); general models are masked by RecBole already.
 
     Returns:
         list[dict]: one row per setting: the setting, ``seconds``, ``users`` and the metrics.
@@ -33,6 +56,8 @@ def evaluate_checkpoint(model_file, settings=(None,), split="test"):
     config, model, dataset, train_data, valid_data, test_data = load_data_and_model(model_file)
     eval_data = test_data if split == "test" else valid_data
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    if mask_history and config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
+        mask_seen_items(model, train_data.dataset)
     rows = []
     for setting in settings:
         if setting is not None:
@@ -44,5 +69,6 @@ def evaluate_checkpoint(model_file, settings=(None,), split="test"):
         result = trainer.evaluate(eval_data, load_best_model=False)
         seconds = time.perf_counter() - start
         row = {"model": config["model"], **(setting or {}), "seconds": seconds, "users": eval_data.sample_size}
+        row["mask_history"] = bool(mask_history)
         rows.append({**row, **{k: float(v) for k, v in result.items()}})
     return rows

@@ -4,6 +4,7 @@ import argparse
 import json
 
 from recbole_dreamrec.inspection import embedding_map, format_text, inspect_users
+from recbole_dreamrec.readout import format_readout, popularity_readout
 
 
 def parse_args(argv=None):
@@ -22,6 +23,12 @@ def parse_args(argv=None):
     emb.add_argument("--out", default="embedding_map.png")
     emb.add_argument("--users", type=int, default=100, help="oracles of this many test users overlaid")
     emb.add_argument("--method", choices=("tsne", "pca"), default="tsne")
+    readout = commands.add_parser(
+        "readout", help="how well item codes carry the popularity distribution through a dot product"
+    )
+    readout.add_argument("--model_file", required=True, help="a checkpoint of a sequential model (its data is used)")
+    readout.add_argument("--dims", default="64,256,1024", help="code sizes for random and SVD codes")
+    readout.add_argument("--out", default=None, help="also write the table (Markdown) here")
     args = parser.parse_args(argv)
     if args.command == "oracle" and not (args.users or args.history):
         parser.error("oracle needs --users and/or --history")
@@ -39,6 +46,14 @@ def main(argv=None):
             with open(args.json, "w") as f:
                 json.dump(report, f, indent=1)
         return report
+    if args.command == "readout":
+        rows = popularity_readout(args.model_file, [int(d) for d in args.dims.split(",")])
+        text = format_readout(rows)
+        print(text)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text + "\n")
+        return rows
     embedding_map(args.model_files, args.out, users=args.users, method=args.method)
     print(f"written: {args.out}")
     return args.out

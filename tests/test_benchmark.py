@@ -1,5 +1,6 @@
 """The side-by-side comparison tool in smoke mode: tiny data, one epoch, resumable."""
 
+import csv
 import importlib.util
 import json
 from pathlib import Path
@@ -58,3 +59,11 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     for method in ("| SASRec |", "| DreamRec ddpm T=20 |", "| DreamRec ddim K=2 |", "| DreamRec ddim K=5 |"):
         assert method in speed
     assert (out / "speed.png").read_bytes()[:4] == b"\x89PNG"
+
+    # seen-item masking: ml-100k has no repeated ratings, so masking never hides a target and can only lift a hit
+    load_script("masked_eval").main(["--results", str(out)])
+    rows = {row[0]: row for row in csv.reader((out / "masked.csv").open())}
+    assert set(rows) == {"model", "DreamRec", "SASRec"}
+    hit_recbole, hit_masked = rows["model"].index("hit@20 (RecBole)"), rows["model"].index("hit@20 (seen masked)")
+    for model in ("DreamRec", "SASRec"):
+        assert float(rows[model][hit_masked]) >= float(rows[model][hit_recbole])

@@ -8,6 +8,7 @@ import torch
 from recbole_dreamrec import run_recbole_dreamrec
 from recbole_dreamrec.inspection import Inspector, inspect_users, nearest_items
 from recbole_dreamrec.inspection_cli import main
+from recbole_dreamrec.readout import readout_scores
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +84,25 @@ def test_project_to_two_dimensions(method):
     assert project(points, method, seed=0).shape == (40, 2)
     with pytest.raises(ValueError, match="method must be one of"):
         project(points, "umap", seed=0)
+
+
+def test_readout_scores_hand_computed_and_exact_for_orthogonal_codes():
+    codes = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]], dtype=torch.float64)
+    p = torch.tensor([0.5, 0.25, 0.25], dtype=torch.float64)
+    # mean code = 0.5*(1,0) + 0.25*(1,1) + 0.25*(0,2) = (0.75, 0.75)
+    torch.testing.assert_close(readout_scores(codes, p), torch.tensor([0.75, 1.5, 1.5], dtype=torch.float64))
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    p = torch.rand(6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(readout_scores(q, p), p)  # orthonormal codes read the distribution back exactly
+
+
+def test_readout_cli_table(checkpoints, tmp_path):
+    out = tmp_path / "readout.md"
+    rows = main(["readout", "--model_file", checkpoints["DreamRec"], "--dims", "8,16", "--out", str(out)])
+    assert [(r["codes"], r["dim"]) for r in rows[:5]] == [
+        ("exact (one dimension per item)", rows[0]["dim"]), ("random N(0, 1)", 8), ("svd", 8),
+        ("random N(0, 1)", 16), ("svd", 16),
+    ]
+    assert rows[5]["codes"] == "DreamRec checkpoint's item embeddings" and rows[5]["dim"] == 64
+    assert all(0.0 <= r["ndcg@10"] <= r["hit@10"] <= 1.0 for r in rows)
+    assert out.read_text().startswith("| codes | dim | test ndcg@10 | test hit@10 |")

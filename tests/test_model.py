@@ -70,7 +70,7 @@ def test_every_key_the_model_reads_is_defined():
 
 
 def test_item_embeddings_start_on_the_noise_scale(data):
-    model = make_model(data)
+    model = make_model(data, item_embedding_init="normal")
     assert model.item_embedding.weight.std().item() == pytest.approx(1.0, abs=0.05)
     assert model.mean_item_embedding_norm() == pytest.approx(model.hidden_size**0.5, rel=0.1)
 
@@ -197,6 +197,7 @@ def test_guided_denoise_batches_cond_and_uncond(data):
         ("uncond_prob", -0.1, r"\[0, 1\)"),
         ("ddim_eta", -0.5, ">= 0"),
         ("embedding_init_std", 0.0, "> 0"),
+        ("item_embedding_init", "xavier", "normal"),
     ],
 )
 def test_bad_config_values_raise_at_construction(data, key, value, allowed):
@@ -207,3 +208,29 @@ def test_bad_config_values_raise_at_construction(data, key, value, allowed):
 def test_bad_linear_betas_raise(data):
     with pytest.raises(ValueError, match="beta_start"):
         make_model(data, beta_schedule="linear", beta_start=0.5, beta_end=0.1)
+
+
+def test_svd_item_init_puts_structured_codes_on_the_noise_scale(data):
+    normal = make_model(data, item_embedding_init="normal")
+    svd = make_model(data, item_embedding_init="svd")
+    weight = svd.item_embedding.weight.detach()
+    assert not torch.allclose(weight, normal.item_embedding.weight)
+    # 60 users < 64 dims: 60 SVD columns (mean square exactly 1) and 4 N(0, 1) columns
+    assert weight[1:].pow(2).mean().sqrt().item() == pytest.approx(svd.embedding_init_std, rel=0.05)
+    # the same seed gives the same codes
+    assert torch.equal(weight, make_model(data, item_embedding_init="svd").item_embedding.weight.detach())
+    # items that share users get similar codes: each item's nearest code is an item it co-occurs with
+    config, train_data, _ = data
+    feat = train_data._dataset.inter_feat
+    users_of = {}
+    for user, item in zip(feat[config["USER_ID_FIELD"]].tolist(), feat[config["ITEM_ID_FIELD"]].tolist()):
+        users_of.setdefault(item, set()).add(user)
+    popular = sorted(users_of, key=lambda i: -len(users_of[i]))[:20]
+    codes = torch.nn.functional.normalize(weight, dim=-1)
+    sharing = 0
+    for item in popular:
+        similarity = codes @ codes[item]
+        similarity[item] = -2
+        neighbour = similarity.argmax().item()
+        sharing += bool(users_of[item] & users_of.get(neighbour, set()))
+    assert sharing >= 18

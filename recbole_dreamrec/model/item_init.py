@@ -1,0 +1,82 @@
+"""Initial item embeddings for DreamRec: the paper's random N(0, std^2) codes, or codes from the training data.
+
+The item embeddings are DreamRec's diffusion data x_0, and items are ranked by the dot product of a generated x_0
+with every item's embedding. With random codes in ``H`` dimensions and many more items than ``H``, such a dot product
+cannot express a distribution over items: even the exact training popularity, encoded as ``sum_j p_j e_j`` and read
+out as ``e_i . sum_j p_j e_j``, ranks items nearly at random on ml-100k at H = 64 (test NDCG@10 0.0032, against
+0.0232 for ranking by popularity itself, same evaluator). Codes whose geometry follows the data fix that: with the
+leading right singular vectors of the training user-item matrix the same readout scores 0.0235
+(``inspect_dreamrec.py readout``, :mod:`recbole_dreamrec.readout`; benchmarks/results/ml-100k/readout.md).
+"""
+
+import torch
+
+ITEM_EMBEDDING_INITS = ("normal", "svd")
+
+
+def interaction_matrix(user_ids, item_seqs, item_seq_lens, target_ids, n_users, n_items):
+    """Binary sparse ``[n_users n_items]`` matrix of the items in each training row's history and target.
+
+    Rows are grouped by user id (a session id for pre-split session data), so a user with many augmented training
+    rows contributes each of their items once.
+    """
+    positions = torch.arange(item_seqs.shape[1], device=item_seqs.device).unsqueeze(0)  # [1 L]
+    in_history = positions < item_seq_lens.unsqueeze(1)  # [N L]
+    rows = torch.cat([user_ids.unsqueeze(1).expand_as(item_seqs)[in_history], user_ids])
+    cols = torch.cat([item_seqs[in_history], target_ids])
+    counts = torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), torch.ones_like(rows, dtype=torch.float64), (n_users, n_items), check_invariants=True
+    ).coalesce()
+    return torch.sparse_coo_tensor(
+        counts.indices(), torch.ones_like(counts.values()), counts.shape, check_invariants=True
+    ).coalesce()
+
+
+def sequential_interaction_matrix(dataset, model):
+    """:func:`interaction_matrix` of the rows of a RecBole sequential dataset (e.g. the training split), read through
+    ``model``'s field names."""
+    feat = dataset.inter_feat
+    return interaction_matrix(
+        feat[dataset.uid_field],
+        feat[model.ITEM_SEQ],
+        feat[model.ITEM_SEQ_LEN],
+        feat[model.ITEM_ID],
+        dataset.user_num,
+        model.n_items,
+    )
+
+
+def svd_item_codes(matrix, dim, std, generator=None):
+    """``[n_items dim]`` codes: the leading right singular vectors of ``matrix``, scaled to mean square ``std^2``.
+
+    The singular vectors come from a randomized truncated SVD (Halko et al. 2011, ``torch.svd_lowrank``: about a
+    second for ml-1m) whose random projections are drawn from ``generator``. Every column is a unit singular vector before the common scaling, so each dimension carries the same energy
+    (the codes are isotropic in their second moments, like the paper's N(0, std^2) codes). When ``dim`` exceeds the
+    rank the SVD can give (``min(n_users, n_items)``), the extra columns are N(0, std^2) draws.
+    Items absent from training get zero codes from the SVD part.
+    """
+    n_users, n_items = matrix.shape
+    rank = min(dim, n_users, n_items)
+    codes = randomized_right_singular_vectors(matrix, rank, generator)  # [n_items rank]
+    active = codes[1:]  # item 0 is RecBole's padding id
+    codes = codes * (std / active.pow(2).mean().sqrt())
+    if rank < dim:
+        extra = torch.randn(n_items, dim - rank, generator=generator, dtype=codes.dtype) * std
+        codes = torch.cat([codes, extra], dim=1)
+    codes[0] = 0.0
+    return codes.float()
+
+
+def randomized_right_singular_vectors(matrix, rank, generator=None, oversample=10, n_iter=6):
+    """The ``rank`` leading right singular vectors of a sparse ``[m n]`` matrix, ``[n rank]`` (randomized range
+    finder with power iterations, Halko et al. 2011, Alg. 4.4 and 5.1)."""
+    n = matrix.shape[1]
+    q = min(rank + oversample, *matrix.shape)
+    matrix_t = matrix.t().coalesce()
+    y = torch.sparse.mm(matrix, torch.randn(n, q, generator=generator, dtype=torch.float64))  # [m q]
+    for _ in range(n_iter):
+        y = torch.sparse.mm(matrix, torch.sparse.mm(matrix_t, torch.linalg.qr(y).Q))
+    basis = torch.linalg.qr(y).Q  # [m q], spans the leading left singular subspace
+    small = torch.sparse.mm(matrix_t, basis).T  # [q n] = basis^T matrix
+    _, _, vh = torch.linalg.svd(small, full_matrices=False)
+    return vh[:rank].T

@@ -1,0 +1,67 @@
+"""How well can a table of item codes carry a distribution over items through a dot product?
+
+DreamRec scores item i by ``e_i . x_0``, and its x0-prediction is trained with the mean squared error, whose best
+answer is the mean of the target's code, ``sum_j p_j e_j`` for a next-item distribution p, read back as
+``e_i . sum_j p_j e_j``. This module measures that readout for one known distribution, the training popularity,
+under RecBole's own evaluator: exact (one dimension per item), random N(0, 1) codes, SVD codes
+(``item_embedding_init: svd``) and a checkpoint's own item embeddings. Codes that lose the popularity ranking in
+this readout limit any generator trained toward the conditional mean. (A model trained with a softmax, such as
+SASRec, is not limited this way: its output vector is not a mean of codes.)
+"""
+
+import torch
+from recbole.utils import get_trainer, init_seed
+
+from recbole_dreamrec.benchmark import markdown_table
+from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
+from recbole_dreamrec.quick_start import load_data_and_model
+
+
+def code_tables(model, config, train_dataset, dims, seed):
+    """``(name, dim, [n_items dim] codes)``: exact, random N(0, 1) and SVD codes at each dim, and the model's own."""
+    n_items = model.n_items
+    matrix = sequential_interaction_matrix(train_dataset, model)
+    tables = [("exact (one dimension per item)", n_items, torch.eye(n_items))]
+    for dim in dims:
+        generator = torch.Generator().manual_seed(seed)
+        tables.append(("random N(0, 1)", dim, torch.randn(n_items, dim, generator=generator)))
+        tables.append(("svd", dim, svd_item_codes(matrix, dim, 1.0, torch.Generator().manual_seed(seed))))
+    embedding = getattr(model, "item_embedding", None)
+    if embedding is not None:
+        tables.append((f"{config['model']} checkpoint's item embeddings", embedding.weight.shape[1], embedding.weight))
+    return tables
+
+
+def readout_scores(codes, distribution):
+    """``[n_items]`` scores ``e_i . sum_j p_j e_j`` of every item under a ``[n_items dim]`` code table."""
+    return codes @ (codes.T @ distribution)
+
+
+@torch.no_grad()
+def popularity_readout(model_file, dims=(64, 256, 1024), seed=0, split="test"):
+    """Test (or valid) metrics of ranking every user by ``e_i . sum_j p_j e_j``, p the training popularity.
+
+    Returns:
+        list[dict]: one row per code table: ``codes``, ``dim`` and the metrics.
+    """
+    config, model, dataset, train_data, valid_data, test_data = load_data_and_model(model_file)
+    model.eval()
+    train_dataset = train_data.dataset
+    targets = train_dataset.inter_feat[model.ITEM_ID]
+    popularity = torch.bincount(targets, minlength=model.n_items).double()
+    popularity /= popularity.sum()
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    rows = []
+    for name, dim, codes in code_tables(model, config, train_dataset, dims, seed):
+        codes = codes.detach().double().cpu()
+        scores = readout_scores(codes, popularity).float().to(config["device"])  # [n_items]
+        model.full_sort_predict = lambda interaction, scores=scores: scores.repeat(len(interaction), 1)
+        init_seed(config["seed"], config["reproducibility"])
+        result = trainer.evaluate(test_data if split == "test" else valid_data, load_best_model=False)
+        rows.append({"codes": name, "dim": dim, **{k: float(v) for k, v in result.items()}})
+    return rows
+
+
+def format_readout(rows, metrics=("ndcg@10", "hit@10")):
+    header = ["codes", "dim"] + [f"test {m}" for m in metrics]
+    return "\n".join(markdown_table(header, [[r["codes"], r["dim"]] + [f"{r[m]:.4f}" for m in metrics] for r in rows]))

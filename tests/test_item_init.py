@@ -1,0 +1,58 @@
+"""Item codes from the training data (``item_embedding_init: svd``): the matrix, the SVD, the scaling."""
+
+import pytest
+import torch
+
+from recbole_dreamrec.model.item_init import interaction_matrix, randomized_right_singular_vectors, svd_item_codes
+
+
+def test_interaction_matrix_is_binary_users_by_history_and_target_items():
+    # user 0 has two augmented rows ([1] -> 2, [1, 2] -> 3); user 1 has one ([3] -> 1); position 1 of a length-1
+    # history is padding and must not count
+    matrix = interaction_matrix(
+        user_ids=torch.tensor([0, 0, 1]),
+        item_seqs=torch.tensor([[1, 0], [1, 2], [3, 0]]),
+        item_seq_lens=torch.tensor([1, 2, 1]),
+        target_ids=torch.tensor([2, 3, 1]),
+        n_users=2,
+        n_items=5,
+    )
+    expected = torch.tensor([[0, 1, 1, 1, 0], [0, 1, 0, 1, 0]], dtype=torch.float64)
+    assert torch.equal(matrix.to_dense(), expected)
+
+
+def low_rank_matrix(n_users=60, n_items=40, rank=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    left = torch.randn(n_users, rank, generator=g, dtype=torch.float64)
+    right = torch.randn(rank, n_items, generator=g, dtype=torch.float64) * torch.tensor([[9.0], [4.0], [2.0]])
+    dense = left @ right + 0.01 * torch.randn(n_users, n_items, generator=g, dtype=torch.float64)
+    return dense
+
+
+def test_randomized_singular_vectors_match_the_exact_svd():
+    dense = low_rank_matrix()
+    _, _, vh = torch.linalg.svd(dense, full_matrices=False)
+    v = randomized_right_singular_vectors(dense.to_sparse(), 3, torch.Generator().manual_seed(1))
+    # same vectors up to sign
+    assert torch.allclose((vh[:3] @ v).abs().diagonal(), torch.ones(3, dtype=torch.float64), atol=1e-6)
+
+
+def test_svd_codes_scale_padding_and_determinism():
+    sparse = low_rank_matrix().to_sparse()
+    codes = svd_item_codes(sparse, 3, std=2.0, generator=torch.Generator().manual_seed(0))
+    assert codes.shape == (40, 3) and codes.dtype == torch.float32
+    assert torch.all(codes[0] == 0)  # RecBole's padding item
+    assert codes[1:].pow(2).mean().sqrt().item() == pytest.approx(2.0, rel=1e-5)
+    # every dimension carries the same energy (unit singular vectors, one common scale)
+    energies = codes[1:].pow(2).sum(0)
+    assert torch.allclose(energies, energies.mean().expand(3), rtol=0.1)
+    again = svd_item_codes(sparse, 3, std=2.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(codes, again)
+
+
+def test_svd_codes_beyond_the_rank_are_filled_with_normal_draws():
+    sparse = low_rank_matrix(n_users=5, n_items=40).to_sparse()  # rank at most 5
+    codes = svd_item_codes(sparse, 8, std=1.0, generator=torch.Generator().manual_seed(0))
+    assert codes.shape == (40, 8)
+    assert torch.all(codes[0] == 0)
+    assert codes[1:, 5:].std().item() == pytest.approx(1.0, abs=0.25)
