@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
 from recbole_dreamrec.benchmark import machine_info, write_table  # noqa: E402
@@ -36,6 +38,7 @@ def main(argv=None):
     parser.add_argument("--steps", default="5,10,20,50,100", help="DDIM step counts K")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
     parser.add_argument("--train_epochs", type=int, default=1, help="training epochs timed per model")
+    parser.add_argument("--noise_seeds", type=int, default=5, help="sampling seeds for the noise of ddpm and K=20")
     args = parser.parse_args(argv)
     results = Path(args.results)
     runs = {m: json.loads((results / "runs" / f"{m}.json").read_text()) for m in ("DreamRec", "SASRec")}
@@ -51,6 +54,7 @@ def main(argv=None):
         label = f"DreamRec ddpm T={timesteps}" if row["sampler"] == "ddpm" else f"DreamRec ddim K={row['sampling_steps']}"
         rows.append({"method": label, "train s/epoch": runs["DreamRec"]["train_seconds_per_epoch"], **row})
 
+    after = sampling_noise(runs["DreamRec"]["model_file"], timesteps, args.noise_seeds, args.eta)
     device = machine_info()["device"]
     header = ["method", "train s/epoch", "eval s", "users/s", "test ndcg@10", "test hit@10"]
     table = [
@@ -59,9 +63,24 @@ def main(argv=None):
         for r in rows
     ]
     before = [f"# Speed on {runs['DreamRec']['dataset']} ({device})", ""]
-    text = write_table(results / "speed.md", results / "speed.csv", header, table, before=before)
+    text = write_table(results / "speed.md", results / "speed.csv", header, table, before=before, after=after)
     plot(rows, results / "speed.png", device)
     print(text, end="")
+
+
+def sampling_noise(model_file, timesteps, seeds, eta):
+    """Lines giving the mean and standard deviation of test NDCG@10 over ``seeds`` sampler seeds, for ``ddpm`` and
+    ``ddim`` K = 20 on the same checkpoint: how far apart two samplers can be by chance alone."""
+    if seeds < 2:
+        return []
+    ddpm, ddim = sampler_settings(timesteps, [min(20, timesteps)], eta)
+    settings = [{**setting, "sampling_seed": seed} for setting in (ddpm, ddim) for seed in range(seeds)]
+    rows = evaluate_checkpoint(model_file, settings)
+    lines = ["", f"Sampling noise (same checkpoint, sampler seeds 0..{seeds - 1}): test NDCG@10"]
+    for name, part in (("ddpm", rows[:seeds]), (f"ddim K={ddim['sampling_steps']}", rows[seeds:])):
+        values = torch.tensor([r["ndcg@10"] for r in part], dtype=torch.float64)
+        lines.append(f"- {name}: mean {values.mean():.4f}, std {values.std():.4f}, range {values.min():.4f}-{values.max():.4f}")
+    return lines
 
 
 def plot(rows, path, device):

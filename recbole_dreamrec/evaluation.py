@@ -44,8 +44,9 @@ def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history
 
     Args:
         model_file (str): a checkpoint saved by RecBole's trainer.
-        settings (list[dict or None]): DreamRec sampler settings, each with ``sampler``, ``sampling_steps`` and
-            ``ddim_eta``; ``None`` evaluates the model as saved (any model).
+        settings (list[dict or None]): DreamRec sampler settings, each with ``sampler``, ``sampling_steps``,
+            ``ddim_eta`` and optionally ``sampling_seed`` (the seed of the sampler's noise, default the config's
+            ``seed``); ``None`` evaluates the model as saved (any model).
         split (str): ``test`` or ``valid``.
         mask_history (bool): for a sequential model, rank only items the user has not interacted with before (see
             :func:`mask_seen_items`); general models are masked by RecBole already.
@@ -64,6 +65,7 @@ def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history
             model.sampler = build_sampler(
                 setting["sampler"], model.diffusion, setting["sampling_steps"], setting["ddim_eta"]
             )
+            model.sampling_seed = setting.get("sampling_seed", config["seed"])
         init_seed(config["seed"], config["reproducibility"])
         start = time.perf_counter()
         result = trainer.evaluate(eval_data, load_best_model=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from recbole_dreamrec.benchmark import compare
+from recbole_dreamrec.evaluation import evaluate_checkpoint
 
 
 def load_script(name):
@@ -54,10 +55,21 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     assert "running" in logs[-2]
 
     # the speed benchmark reads the same runs: one row for SASRec, ddpm, and each DDIM K
-    load_script("speed").main(["--results", str(out), "--steps", "2,5"])
+    load_script("speed").main(["--results", str(out), "--steps", "2,5", "--noise_seeds", "3"])
     speed = (out / "speed.md").read_text()
     for method in ("| SASRec |", "| DreamRec ddpm T=20 |", "| DreamRec ddim K=2 |", "| DreamRec ddim K=5 |"):
         assert method in speed
+    assert "sampler seeds 0..2" in speed and "- ddpm: mean" in speed and "- ddim K=20: mean" in speed
+
+    # a sampler seed equal to the config's reproduces the run's own evaluation; the seed reaches the sampler
+    run = json.loads((out / "runs" / "DreamRec.json").read_text())
+    ddpm = {"sampler": "ddpm", "sampling_steps": 20, "ddim_eta": 1.0}
+    (as_saved,) = evaluate_checkpoint(run["model_file"])
+    same, other = evaluate_checkpoint(
+        run["model_file"], [{**ddpm, "sampling_seed": run["config"]["seed"]}, {**ddpm, "sampling_seed": 12345}]
+    )
+    assert same["ndcg@20"] == as_saved["ndcg@20"] and same["hit@20"] == as_saved["hit@20"]
+    assert other["mrr@20"] != as_saved["mrr@20"]
     assert (out / "speed.png").read_bytes()[:4] == b"\x89PNG"
 
     # seen-item masking: ml-100k has no repeated ratings, so masking never hides a target and can only lift a hit
