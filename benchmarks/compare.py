@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole_dreamrec.benchmark import compare  # noqa: E402
+from recbole_dreamrec.benchmark import TABLE_METRICS, compare  # noqa: E402
 from recbole_dreamrec.cli import extra_settings  # noqa: E402
 
 
@@ -25,13 +25,15 @@ def main(argv=None):
     parser.add_argument("--config_files", default=None, help="shared setting, space separated")
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<dataset>)")
     parser.add_argument("--redo", default="", help="comma separated models to run again, or 'all'")
+    parser.add_argument("--metrics", default=",".join(TABLE_METRICS), help="test metrics in the tables, comma separated")
     args, extra = parser.parse_known_args(argv)
     config_dict = extra_settings(parser, extra)
     out = args.out or str(Path(__file__).resolve().parent / "results" / args.dataset)
     config_files = args.config_files.split() if args.config_files else []
     models = [m for m in args.models.split(",") if m]
     redo = [m for m in args.redo.split(",") if m]
-    return compare(models, args.dataset, config_files, out, config_dict=config_dict, redo=redo)
+    metrics = [m for m in args.metrics.split(",") if m]
+    return compare(models, args.dataset, config_files, out, config_dict=config_dict, redo=redo, metrics=metrics)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def run_model(model, dataset, config_file_list, config_dict):
     return record
 
 
-def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(), log=print):
+def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(), log=print, metrics=TABLE_METRICS):
     """Run ``models`` one after another (skipping finished ones) and rebuild the tables after each.
 
     Args:
@@ -108,6 +108,7 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
         out_dir (str): where ``runs/``, ``configs/`` and the tables go.
         config_dict (dict, optional): settings for every model (e.g. ``epochs`` for a smoke run).
         redo (iterable[str]): models to run again although finished (``"all"`` for every model).
+        metrics (iterable[str]): the test metrics in the tables (the first two are also drawn).
 
     Returns:
         list[dict]: the records of ``models``, in order.
@@ -130,14 +131,23 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
         atomic_write_text(run_file, json.dumps(record, indent=1))
         log(f"[{n}/{len(models)}] {model}: {record['status']} in {record['wall_seconds']:.0f}s")
         records.append(record)
-        write_tables(records, out_dir, dataset)
-    write_tables(records, out_dir, dataset)
+        write_tables(records, out_dir, dataset, metrics)
+    write_tables(records, out_dir, dataset, metrics)
     return records
 
 
-def table_rows(records):
+def valid_metric(records):
+    """The validation metric the runs were selected on (the config's ``valid_metric``), lower case."""
+    for r in records:
+        if r["status"] == "ok" and r.get("config", {}).get("valid_metric"):
+            return str(r["config"]["valid_metric"]).lower()
+    return "ndcg@10"
+
+
+def table_rows(records, metrics=TABLE_METRICS):
+    selected_on = valid_metric(records)
     header = ["model", "status", "epochs", "s/epoch", "eval s", "params"]
-    header += [f"valid {m}" for m in ("ndcg@10",)] + [f"test {m}" for m in TABLE_METRICS]
+    header += [f"valid {selected_on}"] + [f"test {m}" for m in metrics]
     rows = []
     for r in records:
         if r["status"] != "ok":
@@ -145,8 +155,8 @@ def table_rows(records):
             continue
         rows.append(
             [r["model"], "ok", r["epochs_trained"], _num(r["train_seconds_per_epoch"], 1), _num(r["eval_seconds"], 2),
-             r["num_params"], _num(r["best_valid"].get("ndcg@10"))]
-            + [_num(r["test"].get(m)) for m in TABLE_METRICS]
+             r["num_params"], _num(r["best_valid"].get(selected_on))]
+            + [_num(r["test"].get(m)) for m in metrics]
         )
     return header, rows
 
@@ -155,10 +165,10 @@ def _num(value, digits=4):
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def write_tables(records, out_dir, dataset):
-    """``results.md``, ``results.csv`` and ``results.png`` (test NDCG@10 and HR@10 by model) in ``out_dir``."""
+def write_tables(records, out_dir, dataset, metrics=TABLE_METRICS):
+    """``results.md``, ``results.csv`` and ``results.png`` (the first two test metrics by model) in ``out_dir``."""
     out_dir = Path(out_dir)
-    header, rows = table_rows(records)
+    header, rows = table_rows(records, metrics)
     machines = sorted({r["machine"]["device"] for r in records})
     write_table(
         out_dir / "results.md",
@@ -168,10 +178,10 @@ def write_tables(records, out_dir, dataset):
         before=[f"# {dataset}: test metrics at the best validation epoch", ""],
         after=["", f"Machine: {', '.join(machines)}. Configs: `configs/<Model>.yaml`; raw records: `runs/`."],
     )
-    plot_bars([r for r in records if r["status"] == "ok"], out_dir / "results.png", dataset)
+    plot_bars([r for r in records if r["status"] == "ok"], out_dir / "results.png", dataset, metrics[:2])
 
 
-def plot_bars(records, path, dataset):
+def plot_bars(records, path, dataset, metrics=("ndcg@10", "hit@10")):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,13 +190,14 @@ def plot_bars(records, path, dataset):
     fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(records) + 2), 3.5))
     width = 0.4
     names = [r["model"] for r in records]
-    for offset, metric, label in ((-width / 2, "ndcg@10", "NDCG@10"), (width / 2, "hit@10", "HR@10")):
+    for offset, metric in zip((-width / 2, width / 2), metrics):
+        label = metric.replace("hit", "HR").replace("ndcg", "NDCG").replace("recall", "Recall").replace("mrr", "MRR")
         ax.bar([i + offset for i in range(len(records))], [r["test"].get(metric, 0) for r in records], width,
                label=label)
     ax.set_xticks(range(len(records)))
     ax.set_xticklabels(names, rotation=30, ha="right")
     ax.set_ylabel("test metric")
-    ax.set_title(f"{dataset}: test NDCG@10 and HR@10")
+    ax.set_title(f"{dataset}: test " + " and ".join(m.upper() for m in metrics))
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

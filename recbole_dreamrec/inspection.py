@@ -64,17 +64,17 @@ class Inspector:
     @torch.no_grad()
     def oracles(self, item_seq, length, samples, seed):
         """``samples`` oracle embeddings for one history, ``[S H]``; sample 0 is what the evaluation generates."""
-        device = self.model.item_embedding.weight.device
+        device = self.real_items().device
         seqs = item_seq.to(device).unsqueeze(0)
         lengths = torch.tensor([length], device=device)
         out = []
         for s in range(samples):
-            generator = torch.Generator(device=device).manual_seed(seed + s)
-            out.append(self.model.generate(seqs, lengths, generator=generator)[0])
+            out.append(self.model.generate(seqs, lengths, seed=seed + s)[0])
         return torch.stack(out)
 
     def real_items(self):
-        return self.model.item_embedding.weight[1:].detach()  # [n_items-1 H], padding row left out
+        codes = self.model.codes if hasattr(self.model, "codes") else self.model.item_embedding.weight
+        return codes[1:].detach()  # [n_items-1 D], padding row left out
 
     def typical_distances(self, max_items=2000, seed=0):
         """Median distance between two real items, and median distance from a real item to its nearest other one."""
@@ -128,7 +128,7 @@ def inspect_users(model_file, users=(), history=None, topk=10, samples=5, seed=N
     results = []
     for kind, key, (item_seq, length) in targets:
         oracles = inspector.oracles(item_seq, length, samples, seed)  # [S H]
-        scores = oracles @ inspector.model.item_embedding.weight.T  # [S n_items]
+        scores = oracles @ inspector.model.codes.T  # [S n_items]
         scores[:, 0] = -np.inf
         if exclude_history:
             scores[:, item_seq[:length].to(scores.device)] = -np.inf

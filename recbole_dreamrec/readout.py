@@ -26,9 +26,9 @@ def code_tables(model, config, train_dataset, dims, seed):
         generator = torch.Generator().manual_seed(seed)
         tables.append(("random N(0, 1)", dim, torch.randn(n_items, dim, generator=generator)))
         tables.append(("svd", dim, svd_item_codes(matrix, dim, 1.0, torch.Generator().manual_seed(seed))))
-    embedding = getattr(model, "item_embedding", None)
+    embedding = getattr(model, "codes", getattr(getattr(model, "item_embedding", None), "weight", None))
     if embedding is not None:
-        tables.append((f"{config['model']} checkpoint's item embeddings", embedding.weight.shape[1], embedding.weight))
+        tables.append((f"{config['model']} checkpoint's item codes", embedding.shape[1], embedding))
     return tables
 
 

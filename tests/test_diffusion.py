@@ -121,6 +121,9 @@ def test_training_loss_values(diffusion):
     assert diffusion.training_loss(off, x_start, t, loss_type="l2").item() == pytest.approx((4 + 0.25) / 4)
     assert diffusion.training_loss(off, x_start, t, loss_type="l1").item() == pytest.approx((2 + 0.5) / 4)
     assert diffusion.training_loss(off, x_start, t, loss_type="huber").item() == pytest.approx((1.5 + 0.125) / 4)
+    # cosine: row 1 predicts (3, -1) for (1, -1), row 2 (0, 2.5) for (0, 2) (same direction, no loss)
+    cos_row1 = (3 * 1 + 1 * 1) / (10**0.5 * 2**0.5)
+    assert diffusion.training_loss(off, x_start, t, loss_type="cosine").item() == pytest.approx((1 - cos_row1) / 2)
     with pytest.raises(ValueError, match="diffusion_loss_type"):
         diffusion.training_loss(off, x_start, t, loss_type="cross_entropy")
 

@@ -46,8 +46,14 @@ def test_sample_zero_is_the_evaluation_generation(checkpoints):
     inspector = Inspector(checkpoints["DreamRec"])
     item_seq, length = inspector.user_history("1")
     oracle = inspector.oracles(item_seq, length, samples=1, seed=inspector.config["seed"])[0]
-    expected = inspector.model.generate(item_seq.unsqueeze(0), torch.tensor([length]))[0]
-    torch.testing.assert_close(oracle, expected)
+    # what the evaluation generates for that user, inside the whole test batch (other users around it)
+    model = inspector.model
+    batch = next(iter(inspector.test_data))[0]
+    uid = inspector.dataset.token2id(inspector.dataset.uid_field, "1")
+    row = int((batch[inspector.dataset.uid_field] == uid).nonzero()[0])
+    assert len(batch) > 1
+    in_batch = model.generate(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])[row]
+    torch.testing.assert_close(oracle, in_batch, rtol=1e-5, atol=1e-5)
 
 
 def test_nearest_item_agrees_with_brute_force(checkpoints):

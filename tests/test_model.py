@@ -13,6 +13,7 @@ from recbole.utils import init_seed
 from recbole_dreamrec import Config, DreamRec
 import recbole_dreamrec.model.dreamrec as dreamrec_module
 from recbole_dreamrec.model.dreamrec import transformer_layer_at
+from recbole_dreamrec.model.encoders import PaperEncoder
 from recbole_dreamrec.utils import properties_path
 
 
@@ -153,7 +154,7 @@ def test_rows_sharing_a_history_share_the_oracle(data):
     torch.testing.assert_close(model.generate(seq, seq_len), twice[: len(seq)])  # same seed, same oracle
 
 
-def test_evaluation_is_deterministic_and_generator_controls_noise(data):
+def test_evaluation_is_deterministic_and_seed_controls_noise(data):
     model = make_model(data).eval()
     batch = first_batch(data[2])[0]
     seq, seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
@@ -162,8 +163,29 @@ def test_evaluation_is_deterministic_and_generator_controls_noise(data):
     torch.manual_seed(2)
     b = model.generate(seq, seq_len)
     assert torch.equal(a, b)  # the global RNG state does not matter
-    c = model.generate(seq, seq_len, generator=torch.Generator().manual_seed(123))
+    c = model.generate(seq, seq_len, seed=123)
     assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_a_rows_oracle_does_not_depend_on_the_rest_of_the_batch(data, sampler):
+    model = make_model(data, sampler=sampler, ddim_eta=0.5 if sampler == "ddim" else 0.0).eval()
+    batch = first_batch(data[2])[0]
+    seq, seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
+    whole = model.generate(seq, seq_len)
+    # one row at a time, in reverse order, and in batches of 7: every row gets the same oracle
+    singles = torch.cat([model.generate(seq[i : i + 1], seq_len[i : i + 1]) for i in range(len(seq))])
+    torch.testing.assert_close(singles, whole, rtol=1e-5, atol=1e-5)
+    reverse = torch.arange(len(seq) - 1, -1, -1)
+    torch.testing.assert_close(model.generate(seq[reverse], seq_len[reverse]), whole[reverse], rtol=1e-5, atol=1e-5)
+    sevens = torch.cat([model.generate(seq[i : i + 7], seq_len[i : i + 7]) for i in range(0, len(seq), 7)])
+    torch.testing.assert_close(sevens, whole, rtol=1e-5, atol=1e-5)
+    # the padding beyond a history's length does not matter either
+    padded = seq.clone()
+    padded[torch.arange(seq.shape[1]).unsqueeze(0) >= seq_len.unsqueeze(1)] = 1
+    torch.testing.assert_close(model.generate(padded, seq_len)[0], whole[0], rtol=1e-5, atol=1e-5)
+    # and different histories get different noise, hence different oracles
+    assert len({tuple(row.tolist()) for row in whole[:10].round(decimals=4)}) == len(set(map(tuple, seq[:10].tolist())))
 
 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
@@ -234,3 +256,87 @@ def test_svd_item_init_puts_structured_codes_on_the_noise_scale(data):
         neighbour = similarity.argmax().item()
         sharing += bool(users_of[item] & users_of.get(neighbour, set()))
     assert sharing >= 18
+
+
+def test_separate_codes_are_the_diffusion_data_and_the_ranking_codes(data):
+    model = make_model(data, code_size=48, item_embedding_init="normal").eval()
+    assert model.codes.shape == (model.n_items, 48) and model.item_embedding.weight.shape[1] == model.hidden_size
+    assert model.codes.std().item() == pytest.approx(1.0, abs=0.05)
+    batch = first_batch(data[2])[0]
+    oracle = model.generate(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+    assert oracle.shape == (len(batch), 48)
+    torch.testing.assert_close(model.full_sort_predict(batch), oracle @ model.codes.T)
+    # the loss regresses the target's code: a denoiser that returns it exactly has zero loss
+    train_batch = first_batch(data[1])
+    target = model.codes[train_batch[model.POS_ITEM_ID]]
+    model.denoiser.forward = lambda x_t, h, t: target
+    assert model.calculate_loss(train_batch).item() == 0.0
+
+
+def test_separate_codes_stay_fixed_while_the_target_is_detached(data):
+    batch = first_batch(data[1])
+    for detach in (True, False):
+        model = make_model(data, code_size=32, detach_target=detach)
+        model.calculate_loss(batch).backward()
+        grad = model.item_codes.grad
+        assert (grad is None) == detach and model.item_codes.requires_grad == (not detach)
+        assert model.item_embedding.weight.grad.abs().sum() > 0  # the encoder's own embeddings still train
+
+
+def test_separate_svd_codes_share_the_singular_directions_with_the_encoder_embeddings(data):
+    model = make_model(data, code_size=96)
+    # the first hidden_size columns of both tables are the same singular vectors at the same scale
+    torch.testing.assert_close(model.codes[:, :8], model.item_embedding.weight[:, :8], rtol=1e-4, atol=1e-5)
+
+
+def reference_paper_encoder(encoder, input_emb, item_seq, item_seq_len):
+    """The paper code's block over the whole sequence (every position a query), gathered at the last one."""
+    real = (item_seq != 0).unsqueeze(-1).float()
+    seq = input_emb * real
+    queries = encoder.query_norm(seq)
+    scores = encoder.query(queries) @ encoder.key(seq).transpose(1, 2) / encoder.hidden_size**0.5  # [B L L]
+    length = item_seq.shape[1]
+    causal = torch.tril(torch.ones(length, length, dtype=torch.bool))
+    allowed = causal.unsqueeze(0) & (item_seq != 0).unsqueeze(1)
+    scores = torch.where(allowed, scores, torch.full_like(scores, -(2.0**32) + 1))
+    attended = torch.softmax(scores, dim=-1) @ encoder.value(seq) + queries
+    ff_input = encoder.ff_in_norm(attended)
+    ff = encoder.ff_norm(encoder.ff_outer(torch.relu(encoder.ff_inner(ff_input))) + ff_input) * real
+    out = encoder.out_norm(ff)
+    return out[torch.arange(len(item_seq)), item_seq_len - 1]
+
+
+def test_paper_encoder_equals_the_whole_sequence_block_at_the_last_position():
+    torch.manual_seed(0)
+    encoder = PaperEncoder(hidden_size=8, n_heads=1, dropout_prob=0.0).eval()
+    item_seq = torch.tensor([[3, 4, 5, 0, 0], [7, 0, 0, 0, 0], [1, 2, 3, 4, 5]])
+    item_seq_len = torch.tensor([3, 1, 5])
+    input_emb = torch.randn(3, 5, 8)
+    h = encoder(input_emb, item_seq, item_seq_len)
+    torch.testing.assert_close(h, reference_paper_encoder(encoder, input_emb, item_seq, item_seq_len))
+    # padding embeddings do not reach h
+    noisy = input_emb.clone()
+    noisy[item_seq == 0] += 100.0
+    torch.testing.assert_close(encoder(noisy, item_seq, item_seq_len), h)
+
+
+def test_paper_encoder_model_trains_and_keeps_torch_default_init(data):
+    model = make_model(data, encoder_type="paper", weight_init="torch")
+    assert not hasattr(model, "trm_encoder")
+    # PyTorch's default Linear init is uniform in +-1/sqrt(fan_in), far wider than N(0, 0.02^2)
+    bound = 1 / model.hidden_size**0.5
+    weight = model.paper_encoder.query.weight
+    assert weight.abs().max().item() <= bound and weight.std().item() > 0.5 * bound / 3**0.5
+    batch = first_batch(data[1])
+    model.calculate_loss(batch).backward()
+    assert model.paper_encoder.key.weight.grad.abs().sum() > 0
+
+
+def test_generation_samples_average_the_oracles_of_consecutive_seeds(data):
+    single = make_model(data).eval()
+    averaged = make_model(data, generation_samples=3).eval()
+    batch = first_batch(data[2])[0]
+    seq, seq_len = batch[single.ITEM_SEQ], batch[single.ITEM_SEQ_LEN]
+    expected = torch.stack([single.generate(seq, seq_len, seed=single.sampling_seed + s) for s in range(3)]).mean(0)
+    torch.testing.assert_close(averaged.generate(seq, seq_len), expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(expected, single.generate(seq, seq_len))

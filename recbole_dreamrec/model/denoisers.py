@@ -1,7 +1,9 @@
 """Denoisers f(x_t, h, t) -> x0 for DreamRec, and the diffusion-step embedding they share.
 
-Each denoiser sees ``concat(x_t, h, step_embedding(t))`` (DreamRec Sec. 4.2). Register new ones in
-:data:`DENOISERS`; the model looks them up by the ``denoiser_type`` config key.
+Each denoiser sees ``concat(x_t, h, step_embedding(t))`` (DreamRec Sec. 4.2) and predicts x_0. ``x_t`` and x_0 live
+in the item-code space (``code_size`` D dimensions), ``h`` and the step embedding in the encoder's (``hidden_size``
+H); in the paper D = H. Register new ones in :data:`DENOISERS`; the model looks them up by the ``denoiser_type``
+config key.
 """
 
 import math
@@ -39,42 +41,50 @@ class StepEmbedding(nn.Sequential):
 
 
 class _ConcatDenoiser(nn.Module):
-    """Base: embed the step, concatenate ``[x_t, h, t_emb]`` and map ``[B 3H] -> [B H]`` with ``self.net``."""
+    """Base: embed the step, concatenate ``[x_t, h, t_emb]`` and map ``[B D+2H] -> [B D]`` with ``self.net``.
 
-    def __init__(self, hidden_size):
+    Args:
+        hidden_size (int): H, the size of ``h`` and of the step embedding.
+        code_size (int, optional): D, the size of ``x_t`` and x_0; defaults to H (the paper).
+    """
+
+    def __init__(self, hidden_size, code_size=None):
         super().__init__()
+        self.hidden_size = hidden_size
+        self.code_size = hidden_size if code_size is None else code_size
+        self.in_size = self.code_size + 2 * hidden_size
         self.step_embedding = StepEmbedding(hidden_size)
 
     def forward(self, x_t, h, t):
         t_emb = self.step_embedding(t)  # [B H]
-        return self.net(torch.cat([x_t, h, t_emb], dim=-1))  # [B H]
+        return self.net(torch.cat([x_t, h, t_emb], dim=-1))  # [B D]
 
 
 class MLP1Denoiser(_ConcatDenoiser):
     """The paper's denoiser: one linear layer on ``[x_t, h, t_emb]``."""
 
-    def __init__(self, hidden_size):
-        super().__init__(hidden_size)
-        self.net = nn.Linear(hidden_size * 3, hidden_size)
+    def __init__(self, hidden_size, code_size=None):
+        super().__init__(hidden_size, code_size)
+        self.net = nn.Linear(self.in_size, self.code_size)
 
 
 class MLP2Denoiser(_ConcatDenoiser):
-    """Two layers: ``Linear(3H, 2H) - GELU - Linear(2H, H)``."""
+    """Two layers: ``Linear(D+2H, 2D) - GELU - Linear(2D, D)``."""
 
-    def __init__(self, hidden_size):
-        super().__init__(hidden_size)
+    def __init__(self, hidden_size, code_size=None):
+        super().__init__(hidden_size, code_size)
         self.net = nn.Sequential(
-            nn.Linear(hidden_size * 3, hidden_size * 2),
+            nn.Linear(self.in_size, self.code_size * 2),
             nn.GELU(),
-            nn.Linear(hidden_size * 2, hidden_size),
+            nn.Linear(self.code_size * 2, self.code_size),
         )
 
 
 DENOISERS = {"mlp1": MLP1Denoiser, "mlp2": MLP2Denoiser}
 
 
-def build_denoiser(name, hidden_size):
-    """The denoiser registered as ``name`` in :data:`DENOISERS`."""
+def build_denoiser(name, hidden_size, code_size=None):
+    """The denoiser registered as ``name`` in :data:`DENOISERS`, for guidance size H and code size D."""
     if name not in DENOISERS:
         raise ValueError(f"denoiser_type must be one of {sorted(DENOISERS)}, got {name!r}")
-    return DENOISERS[name](hidden_size)
+    return DENOISERS[name](hidden_size, code_size)

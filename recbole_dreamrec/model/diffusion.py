@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 BETA_SCHEDULES = ("linear", "exp", "cosine", "sqrt")
-LOSS_TYPES = ("l2", "l1", "huber")
+LOSS_TYPES = ("l2", "l1", "huber", "cosine")
 
 
 def linear_beta_schedule(timesteps, beta_start, beta_end):
@@ -144,7 +144,8 @@ class GaussianDiffusion(nn.Module):
             x_start (torch.Tensor): clean samples (target item embeddings), ``[B H]``.
             t (torch.LongTensor): timesteps, ``[B]``.
             noise (torch.Tensor, optional): the Gaussian noise, drawn if omitted.
-            loss_type (str): ``l2`` (mean squared error), ``l1`` or ``huber`` (smooth L1).
+            loss_type (str): ``l2`` (mean squared error), ``l1``, ``huber`` (smooth L1) or ``cosine``
+                (``1 - cos(prediction, x_0)``, as PreferDiff, Liu et al. ICLR 2025).
 
         Returns:
             torch.Tensor: the scalar loss.
@@ -157,4 +158,6 @@ class GaussianDiffusion(nn.Module):
             return F.l1_loss(predicted_x_start, x_start)
         if loss_type == "huber":
             return F.smooth_l1_loss(predicted_x_start, x_start)
+        if loss_type == "cosine":
+            return (1.0 - F.cosine_similarity(predicted_x_start, x_start, dim=-1)).mean()
         raise ValueError(f"diffusion_loss_type must be one of {list(LOSS_TYPES)}, got {loss_type!r}")

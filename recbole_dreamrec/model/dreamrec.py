@@ -21,8 +21,10 @@ from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 
 from recbole_dreamrec.model.denoisers import DENOISERS, build_denoiser
+from recbole_dreamrec.model.encoders import PaperEncoder
 from recbole_dreamrec.model.diffusion import BETA_SCHEDULES, LOSS_TYPES, GaussianDiffusion, get_beta_schedule
 from recbole_dreamrec.model.item_init import ITEM_EMBEDDING_INITS, sequential_interaction_matrix, svd_item_codes
+from recbole_dreamrec.model.noise import KeyedNoise, history_keys
 from recbole_dreamrec.model.samplers import SAMPLERS, build_sampler, classifier_free_guidance
 
 
@@ -34,6 +36,8 @@ def check_config(config):
         "sampler": SAMPLERS,
         "diffusion_loss_type": LOSS_TYPES,
         "item_embedding_init": ITEM_EMBEDDING_INITS,
+        "encoder_type": ENCODER_TYPES,
+        "weight_init": WEIGHT_INITS,
     }
     for key, allowed in choices.items():
         if config[key] not in allowed:
@@ -41,6 +45,8 @@ def check_config(config):
     timesteps = config["timesteps"]
     if not isinstance(timesteps, int) or timesteps <= 0:
         raise ValueError(f"DreamRec: timesteps must be a positive integer, got {timesteps!r}")
+    if not isinstance(config["generation_samples"], int) or config["generation_samples"] < 1:
+        raise ValueError(f"DreamRec: generation_samples must be an integer >= 1, got {config['generation_samples']!r}")
     steps = config["sampling_steps"]
     if not isinstance(steps, int) or not 1 <= steps <= timesteps:
         raise ValueError(f"DreamRec: sampling_steps must be an integer in [1, timesteps={timesteps}], got {steps!r}")
@@ -50,6 +56,8 @@ def check_config(config):
     for key, low in bounded_below.items():
         if config[key] < low:
             raise ValueError(f"DreamRec: {key} must be >= {low}, got {config[key]!r}")
+    if not isinstance(config["code_size"], int) or config["code_size"] < 0:
+        raise ValueError(f"DreamRec: code_size must be an integer >= 0 (0: the item embeddings), got {config['code_size']!r}")
     if config["embedding_init_std"] <= 0:
         raise ValueError(f"DreamRec: embedding_init_std must be > 0, got {config['embedding_init_std']!r}")
     if config["beta_schedule"] == "linear" and not 0 < config["beta_start"] < config["beta_end"] < 1:
@@ -57,6 +65,10 @@ def check_config(config):
             "DreamRec: the linear beta_schedule needs 0 < beta_start < beta_end < 1, "
             f"got beta_start={config['beta_start']!r}, beta_end={config['beta_end']!r}"
         )
+
+
+ENCODER_TYPES = ("sasrec", "paper")
+WEIGHT_INITS = ("normal", "torch")
 
 
 def transformer_layer_at(layer, hidden_states, attention_mask, index):
@@ -123,6 +135,8 @@ class DreamRec(SequentialRecommender):
         self.hidden_act = config["hidden_act"]
         self.layer_norm_eps = config["layer_norm_eps"]
         self.initializer_range = config["initializer_range"]
+        self.code_size = config["code_size"] or self.hidden_size  # D, the size of the diffusion's samples
+        self.separate_codes = config["code_size"] > 0
         self.embedding_init_std = config["embedding_init_std"]
         self.item_embedding_init = config["item_embedding_init"]
 
@@ -131,25 +145,33 @@ class DreamRec(SequentialRecommender):
         self.diffusion_loss_type = config["diffusion_loss_type"]
         self.detach_target = config["detach_target"]
         self.sampling_seed = config["seed"]
+        self.generation_samples = config["generation_samples"]  # S oracles per history, averaged
 
         # define layers and loss
         self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_seq_length, self.hidden_size)
-        self.trm_encoder = TransformerEncoder(
-            n_layers=self.n_layers,
-            n_heads=self.n_heads,
-            hidden_size=self.hidden_size,
-            inner_size=self.inner_size,
-            hidden_dropout_prob=self.hidden_dropout_prob,
-            attn_dropout_prob=self.attn_dropout_prob,
-            hidden_act=self.hidden_act,
-            layer_norm_eps=self.layer_norm_eps,
-        )
-        self.LayerNorm = nn.LayerNorm(self.hidden_size, eps=self.layer_norm_eps)
-        self.dropout = nn.Dropout(self.hidden_dropout_prob)
+        self.encoder_type = config["encoder_type"]
+        if self.encoder_type == "paper":
+            self.paper_encoder = PaperEncoder(self.hidden_size, self.n_heads, self.hidden_dropout_prob)
+        else:
+            self.trm_encoder = TransformerEncoder(
+                n_layers=self.n_layers,
+                n_heads=self.n_heads,
+                hidden_size=self.hidden_size,
+                inner_size=self.inner_size,
+                hidden_dropout_prob=self.hidden_dropout_prob,
+                attn_dropout_prob=self.attn_dropout_prob,
+                hidden_act=self.hidden_act,
+                layer_norm_eps=self.layer_norm_eps,
+            )
+            self.LayerNorm = nn.LayerNorm(self.hidden_size, eps=self.layer_norm_eps)
+            self.dropout = nn.Dropout(self.hidden_dropout_prob)
 
+        if self.separate_codes:
+            # the diffusion's data x_0 and the ranking codes: their own [n_items D] table
+            self.item_codes = nn.Parameter(torch.empty(self.n_items, self.code_size), requires_grad=not self.detach_target)
         self.null_guidance = nn.Parameter(torch.empty(self.hidden_size))  # the learned "no guidance" vector
-        self.denoiser = build_denoiser(config["denoiser_type"], self.hidden_size)
+        self.denoiser = build_denoiser(config["denoiser_type"], self.hidden_size, self.code_size)
         self.diffusion = GaussianDiffusion(
             get_beta_schedule(config["beta_schedule"], config["timesteps"], config["beta_start"], config["beta_end"])
         )
@@ -158,19 +180,29 @@ class DreamRec(SequentialRecommender):
         )
 
         # parameters initialization
-        self.apply(self._init_weights)
+        if config["weight_init"] == "normal":
+            self.apply(self._init_weights)
         nn.init.normal_(self.item_embedding.weight, mean=0.0, std=self.embedding_init_std)
         nn.init.normal_(self.position_embedding.weight, mean=0.0, std=self.embedding_init_std)
         nn.init.normal_(self.null_guidance, mean=0.0, std=self.embedding_init_std)
+        if self.separate_codes:
+            nn.init.normal_(self.item_codes, mean=0.0, std=self.embedding_init_std)
         if self.item_embedding_init == "svd":
-            self.item_embedding.weight.data.copy_(self._svd_item_codes(config, dataset))
+            matrix = sequential_interaction_matrix(dataset, self)
+            self.item_embedding.weight.data.copy_(self._svd_item_codes(config, matrix, self.hidden_size))
+            if self.separate_codes:
+                self.item_codes.data.copy_(self._svd_item_codes(config, matrix, self.code_size))
 
-    def _svd_item_codes(self, config, dataset):
+    def _svd_item_codes(self, config, matrix, dim):
         """Item codes from the truncated SVD of the training user-item matrix (see :mod:`item_init`)."""
         generator = torch.Generator().manual_seed(config["seed"])
-        return svd_item_codes(
-            sequential_interaction_matrix(dataset, self), self.hidden_size, self.embedding_init_std, generator
-        )
+        return svd_item_codes(matrix, dim, self.embedding_init_std, generator)
+
+    @property
+    def codes(self):
+        """The item codes, ``[n_items D]``: the diffusion's clean samples x_0 and what oracles are ranked against
+        (the item embeddings themselves when ``code_size`` is 0, as in the paper)."""
+        return self.item_codes if self.separate_codes else self.item_embedding.weight
 
     def _init_weights(self, module):
         """Initialize the encoder and denoiser weights as RecBole's SASRec does."""
@@ -190,6 +222,8 @@ class DreamRec(SequentialRecommender):
         position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
         position_ids = position_ids.unsqueeze(0).expand_as(item_seq)  # [B L]
         input_emb = self.item_embedding(item_seq) + self.position_embedding(position_ids)  # [B L H]
+        if self.encoder_type == "paper":
+            return self.paper_encoder(input_emb, item_seq, item_seq_len)  # [B H]
         input_emb = self.dropout(self.LayerNorm(input_emb))
 
         extended_attention_mask = self.get_attention_mask(item_seq)  # [B 1 L L]
@@ -207,7 +241,7 @@ class DreamRec(SequentialRecommender):
         h = self.forward(item_seq, item_seq_len)  # [B H]
         h = drop_guidance(h, self.null_guidance, self.uncond_prob)  # [B H]
 
-        x_start = self.item_embedding(interaction[self.POS_ITEM_ID])  # [B H]
+        x_start = self.codes[interaction[self.POS_ITEM_ID]]  # [B D]
         if self.detach_target:
             x_start = x_start.detach()
         t = self.diffusion.sample_timesteps(x_start.shape[0], x_start.device)  # [B]
@@ -229,31 +263,40 @@ class DreamRec(SequentialRecommender):
         return denoise_fn
 
     @torch.no_grad()
-    def generate(self, item_seq, item_seq_len, generator=None):
-        """Oracle-item embeddings by guided reverse diffusion, ``[B H]``.
+    def generate(self, item_seq, item_seq_len, seed=None):
+        """Oracle-item embeddings by guided reverse diffusion, ``[B D]``.
 
-        Rows with the same history share one generated embedding (each distinct history is sampled once), so
-        ``predict`` and ``full_sort_predict`` rank consistently within a call. Without a ``generator``, the noise
-        comes from a generator seeded with ``config['seed']``, so a checkpoint's metrics do not depend on what
-        drew random numbers before the evaluation.
+        Each row's sampling noise is keyed to its own history and ``seed`` (default ``config['seed']``;
+        :mod:`recbole_dreamrec.model.noise`), so a row's oracle does not depend on the other rows of the batch,
+        ``eval_batch_size``, the number of processes, full-sort vs. sampled evaluation or what ran before; rows with
+        the same history get the same oracle, and each distinct history is sampled once.
+
+        With ``generation_samples`` S > 1, S oracles are generated per history (sample s with seed ``seed + s``,
+        so sample 0 is the single-sample oracle) and their mean is returned: an estimate of the model's conditional
+        mean, which is what a dot-product ranking can read (see the README).
         """
-        if generator is None:
-            generator = torch.Generator(device=item_seq.device).manual_seed(self.sampling_seed)
+        seed = self.sampling_seed if seed is None else seed
         histories = torch.cat([item_seq, item_seq_len.unsqueeze(-1)], dim=-1)  # [B L+1]
         unique_histories, inverse = torch.unique(histories, dim=0, return_inverse=True)  # [U L+1], [B]
-        h = self.forward(unique_histories[:, :-1], unique_histories[:, -1])  # [U H]
-        oracle = self.sampler.sample(self.guided_denoise_fn(h), h.shape, h.device, generator)  # [U H]
-        return oracle[inverse]  # [B H]
+        unique_seq, unique_len = unique_histories[:, :-1], unique_histories[:, -1]
+        h = self.forward(unique_seq, unique_len)  # [U H]
+        samples = self.generation_samples
+        keys = torch.cat([history_keys(unique_seq, unique_len, seed + s) for s in range(samples)])  # [S*U]
+        h_all = h.repeat(samples, 1)  # [S*U H], sample-major
+        shape = (h_all.shape[0], self.code_size)
+        oracle = self.sampler.sample(self.guided_denoise_fn(h_all), shape, h.device, noise=KeyedNoise(keys))
+        oracle = oracle.view(samples, h.shape[0], self.code_size).mean(dim=0)  # [U D]
+        return oracle[inverse]  # [B D]
 
     def predict(self, interaction):
-        oracle = self.generate(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B H]
-        test_item_emb = self.item_embedding(interaction[self.ITEM_ID])  # [B H]
-        return torch.mul(oracle, test_item_emb).sum(dim=1)  # [B]
+        oracle = self.generate(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B D]
+        test_item_codes = self.codes[interaction[self.ITEM_ID]]  # [B D]
+        return torch.mul(oracle, test_item_codes).sum(dim=1)  # [B]
 
     def full_sort_predict(self, interaction):
-        oracle = self.generate(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B H]
-        return torch.matmul(oracle, self.item_embedding.weight.transpose(0, 1))  # [B n_items]
+        oracle = self.generate(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B D]
+        return torch.matmul(oracle, self.codes.transpose(0, 1))  # [B n_items]
 
     def mean_item_embedding_norm(self):
-        """Mean L2 norm of the real items' embeddings (a shrinking value means the embeddings collapse)."""
-        return self.item_embedding.weight[1:].detach().norm(dim=-1).mean().item()
+        """Mean L2 norm of the real items' codes (a shrinking value means the codes collapse)."""
+        return self.codes[1:].detach().norm(dim=-1).mean().item()

@@ -17,8 +17,15 @@ def classifier_free_guidance(x_start_cond, x_start_uncond, guidance_weight):
     return (1.0 + guidance_weight) * x_start_cond - guidance_weight * x_start_uncond
 
 
-def _randn(shape, like_device, generator):
-    return torch.randn(shape, device=like_device, generator=generator)
+def noise_source(device, generator=None, noise=None):
+    """``i -> the i-th noise draw`` of a sampling run (draw 0 is x_T, draw k the noise of step k).
+
+    ``noise`` (a callable ``(i, shape, device) -> tensor``, e.g. :class:`recbole_dreamrec.model.noise.KeyedNoise`)
+    wins; otherwise the draws come one after another from ``generator`` (``None``: torch's global generator).
+    """
+    if noise is not None:
+        return lambda i, shape: noise(i, shape, device)
+    return lambda i, shape: torch.randn(shape, device=device, generator=generator)
 
 
 class DDPMSampler:
@@ -49,12 +56,13 @@ class DDPMSampler:
         return mean + nonzero * variance.sqrt() * noise
 
     @torch.no_grad()
-    def sample(self, model_fn, shape, device, generator=None):
-        """Generate ``x_0`` of ``shape`` from pure Gaussian noise."""
-        x = _randn(shape, device, generator)
-        for step in self.timesteps:
+    def sample(self, model_fn, shape, device, generator=None, noise=None):
+        """Generate ``x_0`` of ``shape`` from pure Gaussian noise (drawn as :func:`noise_source` says)."""
+        draw = noise_source(device, generator, noise)
+        x = draw(0, shape)
+        for i, step in enumerate(self.timesteps, start=1):
             t = torch.full((shape[0],), step, device=device, dtype=torch.long)
-            x = self.p_sample(model_fn, x, t, _randn(shape, device, generator))
+            x = self.p_sample(model_fn, x, t, draw(i, shape))
         return x
 
 
@@ -106,14 +114,17 @@ class DDIMSampler:
         return alpha_bar_prev.sqrt() * x_start + direction + sigma * noise
 
     @torch.no_grad()
-    def sample(self, model_fn, shape, device, generator=None):
-        """Generate ``x_0`` of ``shape`` from pure Gaussian noise in ``len(self.timesteps)`` steps."""
-        x = _randn(shape, device, generator)
+    def sample(self, model_fn, shape, device, generator=None, noise=None):
+        """Generate ``x_0`` of ``shape`` from pure Gaussian noise in ``len(self.timesteps)`` steps (noise drawn as
+        :func:`noise_source` says; with ``eta = 0`` only draw 0, x_T, is used)."""
+        draw = noise_source(device, generator, noise)
+        x = draw(0, shape)
         steps = self.timesteps
         for i, step in enumerate(steps):
             t = torch.full((shape[0],), step, device=device, dtype=torch.long)
             t_prev = steps[i + 1] if i + 1 < len(steps) else -1
-            x = self.p_sample(model_fn, x, t, t_prev, _randn(shape, device, generator))
+            fresh = draw(i + 1, shape) if self.eta > 0 else torch.zeros(shape, device=device)
+            x = self.p_sample(model_fn, x, t, t_prev, fresh)
         return x
 
 

@@ -1,0 +1,138 @@
+"""Ablations: named variants of one model (settings on top of one shared setting), each trained with several seeds.
+
+A variants file is YAML mapping a variant's name to its settings (``model`` may name another model than DreamRec)::
+
+    defaults: {}
+    lr-0.001: {learning_rate: 0.001}
+
+Each (variant, seed) run is written at once to ``<out>/runs/<variant>__seed<seed>.json`` and skipped when run again,
+so an interrupted ablation resumes. ``results.md``/``results.csv`` list every run; ``summary.md``/``summary.csv``
+the mean over seeds per variant, with the binomial standard error of the test hit rate so that ties are visible.
+Selection is on the validation columns only; the test columns are reported, never used to choose.
+"""
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import yaml
+
+from recbole_dreamrec.benchmark import atomic_write_text, run_model, write_table
+
+
+def load_variants(path, only=None):
+    """``{name: settings}`` from a variants file, in file order; ``only`` (names) keeps those, in that order."""
+    variants = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(variants, dict) or not all(isinstance(v or {}, dict) for v in variants.values()):
+        raise ValueError(f"{path}: expected a mapping of variant names to settings")
+    variants = {str(name): dict(settings or {}) for name, settings in variants.items()}
+    if only:
+        unknown = [name for name in only if name not in variants]
+        if unknown:
+            raise ValueError(f"{path}: no variant(s) {unknown}; variants are {list(variants)}")
+        variants = {name: variants[name] for name in only}
+    return variants
+
+
+def run_file(out_dir, variant, seed):
+    return Path(out_dir) / "runs" / f"{variant}__seed{seed}.json"
+
+
+def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, config_dict=None, test_rows=None,
+                 log=print):
+    """Run every variant with every seed (skipping finished runs) and rebuild the tables after each run.
+
+    Args:
+        variants (dict): ``{name: settings}`` (see :func:`load_variants`).
+        seeds (list[int]): the seeds (``seed`` drives initialisation, training order and sampling noise).
+        dataset (str): dataset name.
+        config_file_list (list[str]): the shared setting.
+        out_dir (str): where ``runs/`` and the tables go.
+        metrics (list[str]): test metrics for the tables (e.g. ``hit@20``), the first one is the headline.
+        config_dict (dict, optional): settings applied to every run (under the variant's own).
+        test_rows (int, optional): the number of test rows, for the standard error in the summary.
+
+    Returns:
+        list[dict]: the records, one per run.
+    """
+    records, start = [], time.perf_counter()
+    total, n = len(variants) * len(seeds), 0
+    for name, settings in variants.items():
+        for seed in seeds:
+            n += 1
+            path = run_file(out_dir, name, seed)
+            if path.is_file():
+                records.append(json.loads(path.read_text()))
+                continue
+            settings_run = {**(config_dict or {}), **settings, "seed": seed}
+            model = settings_run.pop("model", "DreamRec")
+            log(f"[{n}/{total}] {name} seed {seed}: {settings} (elapsed {time.perf_counter() - start:.0f}s)")
+            record = run_model(model, dataset, list(config_file_list), settings_run)
+            record.update(variant=name, seed=seed, settings=settings)
+            record["valid_metric"] = str((record.get("config") or {}).get("valid_metric", "")).lower() or None
+            record.pop("config", None)
+            if record.get("model_file"):  # the best checkpoint, for evaluating other readouts of the same model
+                record["model_file"] = os.path.relpath(record["model_file"])
+            atomic_write_text(path, json.dumps(record, indent=1))
+            status = record["status"] if record["status"] != "ok" else f"test {metrics[0]} {record['test'][metrics[0]]:.4f}"
+            log(f"[{n}/{total}] {name} seed {seed}: {status} in {record['wall_seconds']:.0f}s")
+            records.append(record)
+            write_ablation_tables(finished_runs(out_dir), out_dir, dataset, metrics, test_rows)
+    write_ablation_tables(finished_runs(out_dir), out_dir, dataset, metrics, test_rows)
+    return records
+
+
+def finished_runs(out_dir):
+    """Every run recorded in ``<out_dir>/runs/`` (also those of other variants files or concurrent ablations)."""
+    return [json.loads(path.read_text()) for path in sorted((Path(out_dir) / "runs").glob("*__seed*.json"))]
+
+
+def _mean(values):
+    return sum(values) / len(values) if values else float("nan")
+
+
+def binomial_se(p, n):
+    """The binomial standard error of a hit rate ``p`` over ``n`` test rows."""
+    return math.sqrt(p * (1.0 - p) / n) if n else float("nan")
+
+
+def write_ablation_tables(records, out_dir, dataset, metrics, test_rows=None):
+    """``results.{md,csv}`` (every run) and ``summary.{md,csv}`` (mean over seeds per variant) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    ok = [r for r in records if r["status"] == "ok"]
+    valid_metric = next((r["valid_metric"] for r in ok if r.get("valid_metric")), None) or metrics[0]
+    header = ["variant", "seed", "status", "epochs", "s/epoch", f"valid {valid_metric}"] + [f"test {m}" for m in metrics]
+    rows = []
+    for r in records:
+        if r["status"] != "ok":
+            rows.append([r["variant"], r["seed"], "failed: " + r["error"][:80]] + [""] * (len(header) - 3))
+            continue
+        rows.append([r["variant"], r["seed"], "ok", r["epochs_trained"], f"{r['train_seconds_per_epoch']:.1f}",
+                     f"{r['best_valid'].get(valid_metric, float('nan')):.4f}"]
+                    + [f"{r['test'].get(m, float('nan')):.4f}" for m in metrics])
+    machines = sorted({r["machine"]["device"] for r in records})
+    write_table(out_dir / "results.md", out_dir / "results.csv", header, rows,
+                before=[f"# {dataset}: ablation, every run (best validation epoch's test metrics)", ""],
+                after=["", f"Machine: {', '.join(machines)}. Raw records: `runs/`."])
+
+    by_variant = {}
+    for r in ok:
+        by_variant.setdefault(r["variant"], []).append(r)
+    header = ["variant", "seeds", f"valid {valid_metric} (mean)"] + [f"test {m} (mean)" for m in metrics]
+    header += ["per-seed test " + metrics[0], "settings"]
+    rows = []
+    for name, runs in by_variant.items():
+        rows.append([name, len(runs), f"{_mean([r['best_valid'][valid_metric] for r in runs]):.4f}"]
+                    + [f"{_mean([r['test'][m] for r in runs]):.4f}" for m in metrics]
+                    + [" ".join(f"{r['test'][metrics[0]]:.4f}" for r in runs),
+                       json.dumps(runs[0]["settings"], sort_keys=True)])
+    notes = ["", f"Machine: {', '.join(machines)}. Means over seeds; choose on the valid column only."]
+    hit = next((m for m in metrics if m.startswith("hit@")), None)
+    if hit and test_rows:
+        p = _mean([r["test"][hit] for r in ok])
+        notes.append(f"Binomial standard error of test {hit} at {p:.4f} over {test_rows} rows: "
+                     f"{binomial_se(p, test_rows):.4f}; gaps under about two of these are ties.")
+    write_table(out_dir / "summary.md", out_dir / "summary.csv", header, rows,
+                before=[f"# {dataset}: ablation summary", ""], after=notes)

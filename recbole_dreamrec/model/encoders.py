@@ -1,0 +1,75 @@
+"""Guidance encoders for DreamRec: the history's item embeddings -> the guidance vector h at its last real position.
+
+Two architectures, chosen by ``encoder_type``:
+
+- ``sasrec`` (default): RecBole's SASRec Transformer (LayerNorm and dropout on the embedding sum, post-LN layers,
+  GELU feed-forward of ``inner_size``), implemented in :class:`recbole_dreamrec.model.dreamrec.DreamRec` so that
+  its value equals ``SASRec``'s encoder gathered at the last position.
+- ``paper``: the one-block encoder of the DreamRec authors' code (:class:`PaperEncoder`), for the faithful preset.
+"""
+
+import torch
+from torch import nn
+
+
+class PaperEncoder(nn.Module):
+    r"""The DreamRec code's guidance encoder, a single self-attention block, computed at the last real position.
+
+    Differences from SASRec's encoder, all deliberate here (they are what the paper's numbers were produced with):
+
+    1. the embedding sum (item + position, both N(0, 1) in the paper) is dropped out and padding positions are
+       zeroed, with no LayerNorm: keys and values see the raw embeddings;
+    2. only the queries are layer-normalised, and the attention's residual adds the normalised queries;
+    3. scores are scaled by :math:`1/\sqrt{H}` (not per head), padding keys and future positions are masked;
+    4. a ReLU feed-forward of width H, ``LN(FF(LN(a)) + LN(a))``, then a final LayerNorm gives h.
+
+    Args:
+        hidden_size (int): H.
+        n_heads (int): attention heads (H must be divisible by it).
+        dropout_prob (float): dropout on the embeddings, the attention weights and the feed-forward output.
+        layer_norm_eps (float): LayerNorm epsilon.
+    """
+
+    def __init__(self, hidden_size, n_heads, dropout_prob, layer_norm_eps=1e-5):
+        super().__init__()
+        if hidden_size % n_heads:
+            raise ValueError(f"hidden_size {hidden_size} must be divisible by n_heads {n_heads}")
+        self.hidden_size, self.n_heads = hidden_size, n_heads
+        self.emb_dropout = nn.Dropout(dropout_prob)
+        self.query_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key = nn.Linear(hidden_size, hidden_size)
+        self.value = nn.Linear(hidden_size, hidden_size)
+        self.attn_dropout = nn.Dropout(dropout_prob)
+        self.ff_in_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.ff_inner = nn.Linear(hidden_size, hidden_size)
+        self.ff_outer = nn.Linear(hidden_size, hidden_size)
+        self.ff_dropout = nn.Dropout(dropout_prob)
+        self.ff_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.out_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+
+    def _heads(self, x):
+        """``[B L H] -> [B heads L H/heads]``."""
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.n_heads, -1).transpose(1, 2)
+
+    def forward(self, input_emb, item_seq, item_seq_len):
+        """``input_emb`` ``[B L H]`` (item + position embeddings), ``item_seq`` ``[B L]`` (0 = padding),
+        ``item_seq_len`` ``[B]`` -> h ``[B H]``."""
+        rows = torch.arange(item_seq.shape[0], device=item_seq.device)
+        last = item_seq_len - 1  # [B]
+        real = (item_seq != 0).unsqueeze(-1).to(input_emb.dtype)  # [B L 1]
+        seq = self.emb_dropout(input_emb) * real  # [B L H]
+        query_input = self.query_norm(seq[rows, last]).unsqueeze(1)  # [B 1 H]
+        query = self._heads(self.query(query_input))  # [B heads 1 d]
+        key, value = self._heads(self.key(seq)), self._heads(self.value(seq))  # [B heads L d]
+        scores = torch.matmul(query, key.transpose(-1, -2)) / self.hidden_size**0.5  # [B heads 1 L]
+        positions = torch.arange(item_seq.shape[1], device=item_seq.device)
+        visible = (item_seq != 0) & (positions.unsqueeze(0) <= last.unsqueeze(1))  # [B L]: real, not in the future
+        scores = scores.masked_fill(~visible[:, None, None, :], -1e9)
+        probs = self.attn_dropout(torch.softmax(scores, dim=-1))
+        context = torch.matmul(probs, value).transpose(1, 2).reshape(query_input.shape)  # [B 1 H]
+        attended = self.ff_in_norm(context + query_input)  # [B 1 H]
+        ff = self.ff_dropout(self.ff_outer(torch.relu(self.ff_inner(attended))))
+        out = self.ff_norm(ff + attended) * real[rows, last].unsqueeze(1)  # [B 1 H]
+        return self.out_norm(out).squeeze(1)  # [B H]

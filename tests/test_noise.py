@@ -1,0 +1,54 @@
+"""Sampling noise keyed to each row's history (recbole_dreamrec.model.noise)."""
+
+import math
+
+import pytest
+import torch
+
+from recbole_dreamrec.model.noise import KeyedNoise, history_keys, mix32
+
+
+def test_mix32_matches_the_reference_hash_in_plain_integers():
+    def reference(x):  # lowbias32 with Python's unbounded integers
+        x ^= x >> 16
+        x = (x * 0x7FEB352D) & 0xFFFFFFFF
+        x ^= x >> 15
+        x = (x * 0x846CA68B) & 0xFFFFFFFF
+        return x ^ (x >> 16)
+
+    values = [0, 1, 2, 12345, 2**31 - 1, 2**31, 2**32 - 1, 0xDEADBEEF]
+    assert mix32(torch.tensor(values)).tolist() == [reference(v) for v in values]
+
+
+def test_keys_depend_on_seed_items_and_length_but_not_on_padding():
+    seq = torch.tensor([[5, 7, 0, 0], [5, 7, 9, 0], [7, 5, 0, 0], [5, 7, 3, 3]])
+    length = torch.tensor([2, 3, 2, 2])
+    keys = history_keys(seq, length, seed=1).tolist()
+    assert keys[0] != keys[1] and keys[0] != keys[2]  # one more item; same items in another order
+    assert keys[3] == keys[0]  # positions past the length are padding, whatever they hold
+    assert history_keys(seq, length, seed=2).tolist()[0] != keys[0]
+
+
+def test_keyed_noise_is_standard_normal_and_independent_across_draws_and_dimensions():
+    generator = torch.Generator().manual_seed(0)
+    seq = torch.randint(1, 1000, (4000, 8), generator=generator)
+    noise = KeyedNoise(history_keys(seq, torch.full((4000,), 8), seed=0))
+    z = noise(0, (4000, 64)).double()
+    n = z.numel()
+    assert abs(z.mean().item()) < 4 / math.sqrt(n)
+    assert z.var().item() == pytest.approx(1.0, abs=4 * math.sqrt(2 / n))
+    assert (z**4).mean().item() == pytest.approx(3.0, abs=0.1)  # normal kurtosis
+    corr = torch.corrcoef(z.T)
+    off_diagonal = corr[~torch.eye(64, dtype=torch.bool)]
+    assert off_diagonal.pow(2).mean().sqrt().item() == pytest.approx(1 / math.sqrt(4000), rel=0.15)
+    assert abs((z * noise(1, (4000, 64)).double()).mean().item()) < 4 / math.sqrt(n)  # draw 1 is not draw 0
+
+
+def test_a_rows_noise_is_its_own():
+    seq = torch.randint(1, 50, (10, 5), generator=torch.Generator().manual_seed(3))
+    keys = history_keys(seq, torch.full((10,), 5), seed=9)
+    whole = KeyedNoise(keys)(4, (10, 6))
+    assert torch.equal(KeyedNoise(keys[3:5])(4, (2, 6)), whole[3:5])
+    assert torch.equal(KeyedNoise(keys)(4, (10, 5)), whole[:, :5])  # a dimension's value does not depend on D
+    with pytest.raises(ValueError, match="rows"):
+        KeyedNoise(keys)(0, (9, 6))
