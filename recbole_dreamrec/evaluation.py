@@ -2,6 +2,7 @@
 
 import time
 
+import torch
 from recbole.utils import ModelType, get_trainer, init_seed
 
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix
@@ -25,7 +26,8 @@ def mask_seen_items(model, train_dataset):
     so on data without repeated interactions (MovieLens ratings) ``Pop`` gets help that SASRec or DreamRec do not.
     Masking every model alike puts them on one footing. Changes this ``model`` object only.
     """
-    seen_in_training = sequential_interaction_matrix(train_dataset, model).to_dense().bool()  # [n_users n_items]
+    matrix = sequential_interaction_matrix(train_dataset, model)
+    seen_in_training = torch.from_numpy(matrix.toarray() > 0)  # [n_users n_items]
     full_sort_predict = model.full_sort_predict
 
     def masked_full_sort_predict(interaction):
