@@ -24,6 +24,10 @@ torch >= 2.6 loads with     RecBole's trainer (best checkpoint after         :fu
 ``sine.py`` runs            importing ``recbole.model.sequential_           :func:`disable_recbole_anomaly_
 ``set_detect_anomaly(True)``recommender`` slows every model's training      detection`: import it once, then
 at import                   by about 1.3x                                   switch anomaly detection back off.
+ray 2.6.3 warns that        importing ``recbole.quick_start`` (which        :func:`import_recbole_quick_start`:
+``pkg_resources`` is        imports ray) prints a two-line                  import it once with that one
+deprecated (setuptools 81)  ``UserWarning`` in every process, before any    warning ignored.
+                            message of the plugin
 ==========================  ==============================================  ===================================
 
 Fixed by version bounds in ``setup.py`` instead (the clean answer there; tests check the behaviour):
@@ -38,6 +42,7 @@ Security note: RecBole checkpoints are pickles (they hold the whole ``Config``).
 """
 
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -114,6 +119,14 @@ def disable_recbole_anomaly_detection():
     torch.autograd.set_detect_anomaly(False)
 
 
+def import_recbole_quick_start():
+    """Import ``recbole.quick_start`` (and with it ray 2.6.3) with ray's ``pkg_resources`` deprecation warning
+    ignored; every other warning is shown as usual."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import recbole.quick_start  # noqa: F401  (the import is the point)
+
+
 def apply():
     """Apply every fix above, once per process."""
     global _applied
@@ -123,4 +136,5 @@ def apply():
     restore_numpy_aliases()
     patch_torch_load_for_recbole()
     disable_recbole_anomaly_detection()
+    import_recbole_quick_start()
     _applied = True

@@ -1,13 +1,17 @@
 """One test per RecBole-on-today's-stack fix (recbole_dreamrec/compat.py and the bounds in setup.py)."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from recbole_dreamrec import compat
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_python(code, cwd):
@@ -112,3 +116,12 @@ def test_pandas_3_is_refused_with_a_clear_message():
     with pytest.raises(ImportError, match=r"pandas < 3 \(found 3.1.1\).*pip install 'pandas<3'"):
         compat.check_pandas_version("3.1.1")
     compat.check_pandas_version("2.3.3")  # supported: no error
+
+
+def test_importing_the_plugin_prints_nothing(tmp_path):
+    """ray 2.6.3's pkg_resources warning (setuptools 81) would come before any message of a command line."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import recbole_dreamrec"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.returncode == 0 and out.stdout == "" and out.stderr == ""
