@@ -118,6 +118,20 @@ def test_pandas_3_is_refused_with_a_clear_message():
     compat.check_pandas_version("2.3.3")  # supported: no error
 
 
+@pytest.mark.parametrize("version", [(3, 12, 0), (3, 13, 1), (3, 8, 18)])
+def test_python_outside_the_supported_range_is_refused_with_the_reason(version):
+    found = ".".join(map(str, version))
+    with pytest.raises(ImportError, match=rf"Python >= 3.9 and < 3.12 \(found {found}\): .*ray <= 2.6.3"):
+        compat.check_python_version(version)
+
+
+def test_supported_pythons_are_the_ones_setup_py_declares():
+    for version in [(3, 9, 0), (3, 10, 13), (3, 11, 7)]:
+        compat.check_python_version(version)  # no error
+    compat.check_python_version()  # this interpreter
+    assert 'python_requires=">=3.9,<3.12"' in (ROOT / "setup.py").read_text()
+
+
 def test_importing_the_plugin_prints_nothing(tmp_path):
     """ray 2.6.3's pkg_resources warning (setuptools 81) would come before any message of a command line."""
     out = subprocess.run(
