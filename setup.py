@@ -19,7 +19,8 @@ setup(
     package_dir={"recbole_dreamrec.properties": "properties"},
     package_data={"recbole_dreamrec.properties": ["*.yaml", "*/*.yaml", "*/*.hyper"]},
     py_modules=[],
-    python_requires=">=3.9",
+    # RecBole 1.2.1 requires ray <= 2.6.3, which has no wheels for Python >= 3.12 (recbole_dreamrec.compat)
+    python_requires=">=3.9,<3.12",
     install_requires=[
         "torch>=2.0",
         "recbole==1.2.1",
@@ -32,9 +33,15 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "hyperopt==0.2.5", "matplotlib>=3.5"],
-        "bench": ["matplotlib>=3.5"],
+        "bench": ["matplotlib>=3.5"],  # the charts of benchmarks/*.py and inspect_dreamrec.py map
         "tune": ["hyperopt==0.2.5"],  # RecBole's exhaustive search breaks on hyperopt 0.3
     },
     entry_points={"console_scripts": ["recbole-dreamrec=recbole_dreamrec.cli:main"]},
-    classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Artificial Intelligence"],
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.9",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
 )

@@ -17,8 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 
 from recbole_dreamrec.ablation import load_variants, run_ablation  # noqa: E402
 from recbole_dreamrec.cli import extra_settings  # noqa: E402
+from recbole_dreamrec.errors import add_debug_flag, main_guard  # noqa: E402
 
 
+@main_guard
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", "-d", required=True)
@@ -29,6 +31,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--metrics", default="hit@20,ndcg@20,hit@10,ndcg@10", help="test metrics for the tables")
     parser.add_argument("--test_rows", type=int, default=None, help="number of test rows (for the standard error)")
+    add_debug_flag(parser)
     args, extra = parser.parse_known_args(argv)
     variants = load_variants(args.variants, [v for v in args.only.split(",") if v])
     seeds = [int(s) for s in args.seeds.split(",") if s]

@@ -16,8 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 
 from recbole_dreamrec.benchmark import TABLE_METRICS, compare  # noqa: E402
 from recbole_dreamrec.cli import extra_settings  # noqa: E402
+from recbole_dreamrec.errors import add_debug_flag, main_guard  # noqa: E402
 
 
+@main_guard
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--dataset", "-d", default="ml-100k")
@@ -26,6 +28,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<dataset>)")
     parser.add_argument("--redo", default="", help="comma separated models to run again, or 'all'")
     parser.add_argument("--metrics", default=",".join(TABLE_METRICS), help="test metrics in the tables, comma separated")
+    add_debug_flag(parser)
     args, extra = parser.parse_known_args(argv)
     config_dict = extra_settings(parser, extra)
     out = args.out or str(Path(__file__).resolve().parent / "results" / args.dataset)

@@ -15,9 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole_dreamrec.convert import EMPTY_HISTORY, PaperFormatError, convert_dreamrec_data, summary  # noqa: E402
+from recbole_dreamrec.convert import EMPTY_HISTORY, convert_dreamrec_data, summary  # noqa: E402
+from recbole_dreamrec.errors import add_debug_flag, main_guard  # noqa: E402
 
 
+@main_guard
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", required=True, help="folder with the paper's .df pickles")
@@ -25,12 +27,9 @@ def main(argv=None):
     parser.add_argument("--name", required=True, help="dataset name")
     parser.add_argument("--empty_history", choices=EMPTY_HISTORY, default="start",
                         help="rows with an empty history: 'start' keeps them with a start token (default), 'drop'")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
-        stats = convert_dreamrec_data(args.source, args.out, args.name, args.empty_history)
-    except (FileNotFoundError, PaperFormatError) as error:
-        print(f"convert_dreamrec_data: {error}", file=sys.stderr)
-        return 1
+    stats = convert_dreamrec_data(args.source, args.out, args.name, args.empty_history)
     print(summary(stats))
     print(f"config: {stats['paths']['config']}  (python run_recbole_dreamrec.py --dataset {args.name} "
           f"--config_files {stats['paths']['config']})")

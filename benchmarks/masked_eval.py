@@ -16,19 +16,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole_dreamrec.benchmark import write_table  # noqa: E402
+from recbole_dreamrec.errors import InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
 from recbole_dreamrec.evaluation import evaluate_checkpoint  # noqa: E402
+from recbole_dreamrec.reporting import write_table  # noqa: E402
 
 METRICS = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")
 
 
+@main_guard
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Re-evaluate a comparison with seen items masked for every model.")
     parser.add_argument("--results", required=True, help="a compare.py results folder")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     results = Path(args.results)
     runs = [json.loads(path.read_text()) for path in sorted((results / "runs").glob("*.json"))]
     runs = [run for run in runs if run["status"] == "ok"]
+    if not runs:
+        raise InputNotFoundError(f"no finished runs in {results / 'runs'}: run benchmarks/compare.py --out {results}")
 
     table = []
     for run in runs:

@@ -20,9 +20,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole_dreamrec.benchmark import machine_info, write_table  # noqa: E402
+from recbole_dreamrec.benchmark import machine_info  # noqa: E402
+from recbole_dreamrec.errors import InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
 from recbole_dreamrec.evaluation import evaluate_checkpoint, sampler_settings  # noqa: E402
 from recbole_dreamrec.quick_start import run_recbole_dreamrec  # noqa: E402
+from recbole_dreamrec.reporting import new_figure, write_table  # noqa: E402
 
 
 def train_seconds_per_epoch(run, epochs):
@@ -32,6 +34,17 @@ def train_seconds_per_epoch(run, epochs):
     return result["train_seconds_per_epoch"]
 
 
+def read_run(results, model):
+    """The record ``<results>/runs/<model>.json`` of a finished comparison run."""
+    path = results / "runs" / f"{model}.json"
+    if not path.is_file():
+        raise InputNotFoundError(
+            f"{path} not found: speed.py needs finished DreamRec and SASRec runs of benchmarks/compare.py in {results}"
+        )
+    return json.loads(path.read_text())
+
+
+@main_guard
 def main(argv=None):
     parser = argparse.ArgumentParser(description="DreamRec sampler speed/quality next to SASRec.")
     parser.add_argument("--results", required=True, help="a compare.py results folder with DreamRec and SASRec runs")
@@ -39,9 +52,10 @@ def main(argv=None):
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
     parser.add_argument("--train_epochs", type=int, default=1, help="training epochs timed per model")
     parser.add_argument("--noise_seeds", type=int, default=5, help="sampling seeds for the noise of ddpm and K=20")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     results = Path(args.results)
-    runs = {m: json.loads((results / "runs" / f"{m}.json").read_text()) for m in ("DreamRec", "SASRec")}
+    runs = {m: read_run(results, m) for m in ("DreamRec", "SASRec")}
     for run in runs.values():
         run["train_seconds_per_epoch"] = train_seconds_per_epoch(run, args.train_epochs)
 
@@ -84,15 +98,11 @@ def sampling_noise(model_file, timesteps, seeds, eta):
 
 
 def plot(rows, path, device):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ddim = [r for r in rows if r.get("sampler") == "ddim"]
     ddpm = next(r for r in rows if r.get("sampler") == "ddpm")
     sasrec = next(r for r in rows if r["method"] == "SASRec")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = new_figure(figsize=(9, 3.5))
+    left, right = fig.subplots(1, 2)
     ks = [r["sampling_steps"] for r in ddim]
     left.plot(ks, [r["ndcg@10"] for r in ddim], "o-", label="DreamRec ddim")
     left.axhline(ddpm["ndcg@10"], color="C1", ls="--", label=f"DreamRec ddpm (T={ddpm['sampling_steps']})")
@@ -107,7 +117,6 @@ def plot(rows, path, device):
     fig.suptitle(f"Full-sort test evaluation, {device}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

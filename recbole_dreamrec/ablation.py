@@ -19,19 +19,21 @@ from pathlib import Path
 
 import yaml
 
-from recbole_dreamrec.benchmark import atomic_write_text, run_model, write_table
+from recbole_dreamrec.benchmark import run_model
+from recbole_dreamrec.errors import ConfigError
+from recbole_dreamrec.reporting import atomic_write_text, write_table
 
 
 def load_variants(path, only=None):
     """``{name: settings}`` from a variants file, in file order; ``only`` (names) keeps those, in that order."""
     variants = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(variants, dict) or not all(isinstance(v or {}, dict) for v in variants.values()):
-        raise ValueError(f"{path}: expected a mapping of variant names to settings")
+        raise ConfigError(f"{path}: expected a mapping of variant names to settings")
     variants = {str(name): dict(settings or {}) for name, settings in variants.items()}
     if only:
         unknown = [name for name in only if name not in variants]
         if unknown:
-            raise ValueError(f"{path}: no variant(s) {unknown}; variants are {list(variants)}")
+            raise ConfigError(f"{path}: no variant(s) {unknown}; variants are {list(variants)}")
         variants = {name: variants[name] for name in only}
     return variants
 

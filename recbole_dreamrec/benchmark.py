@@ -2,21 +2,23 @@
 
 Each finished model is written at once and atomically to ``<out>/runs/<Model>.json``; a later run skips models
 already there (unless asked to redo them), so an interrupted comparison loses at most the model in progress.
-Tables (Markdown, CSV) and a bar chart (PNG) are rebuilt from the finished runs after every model.
+Tables (Markdown, CSV) and a bar chart (PNG) are rebuilt from the finished runs after every model. Paths in the
+records are written relative to the working directory (RecBole's bundled datasets as ``<recbole>/...``), so the
+records of a checkout mean the same on another machine.
 """
 
-import csv
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 import yaml
 
+from recbole_dreamrec.errors import InputNotFoundError
 from recbole_dreamrec.quick_start import run_recbole_dreamrec
+from recbole_dreamrec.reporting import atomic_write_text, new_figure, plain, portable, write_table
 
 TABLE_METRICS = ("recall@10", "mrr@10", "ndcg@10", "hit@10", "recall@20", "mrr@20", "ndcg@20", "hit@20")
 
@@ -32,45 +34,6 @@ def model_override_file(config_dir, model):
 def machine_info():
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     return {"device": device, "platform": platform.platform(), "torch": torch.__version__}
-
-
-def plain(value):
-    """A config value as plain YAML/JSON data (enums, devices and numpy scalars as text or numbers)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def markdown_table(header, rows):
-    """Lines of a Markdown table (a ``|`` inside a cell is written ``/``)."""
-    cell = lambda value: str(value).replace("|", "/")  # noqa: E731
-    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
-
-
-def write_table(markdown_path, csv_path, header, rows, before=(), after=()):
-    """The same table as Markdown (with ``before``/``after`` lines around it) and as CSV; returns the Markdown."""
-    text = "\n".join([*before, *markdown_table(header, rows), *after]) + "\n"
-    atomic_write_text(markdown_path, text)
-    with open(csv_path, "w", newline="") as f:
-        csv.writer(f).writerows([header, *rows])
-    return text
 
 
 def run_model(model, dataset, config_file_list, config_dict):
@@ -94,7 +57,7 @@ def run_model(model, dataset, config_file_list, config_dict):
             config=plain(result["config"].final_config_dict),
         )
     record.update(wall_seconds=time.perf_counter() - start, machine=machine_info(), finished=time.strftime("%F %T"))
-    return record
+    return portable(record)
 
 
 def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(), log=print, metrics=TABLE_METRICS):
@@ -113,6 +76,9 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
     Returns:
         list[dict]: the records of ``models``, in order.
     """
+    missing = [f for f in config_file_list if not Path(f).is_file()]
+    if missing:
+        raise InputNotFoundError(f"config file {missing[0]!r} not found")
     out_dir = Path(out_dir)
     config_dir = Path(config_file_list[0]).parent if config_file_list else None
     redo = set(models) if "all" in redo else set(redo)
@@ -182,12 +148,8 @@ def write_tables(records, out_dir, dataset, metrics=TABLE_METRICS):
 
 
 def plot_bars(records, path, dataset, metrics=("ndcg@10", "hit@10")):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(records) + 2), 3.5))
+    fig = new_figure(figsize=(max(4, 1.1 * len(records) + 2), 3.5))
+    ax = fig.subplots()
     width = 0.4
     names = [r["model"] for r in records]
     for offset, metric in zip((-width / 2, width / 2), metrics):
@@ -201,4 +163,3 @@ def plot_bars(records, path, dataset, metrics=("ndcg@10", "hit@10")):
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -1,18 +1,20 @@
 """Checks that turn bad input into one clear error before any training: where the data is, whether the atomic
-files have the columns the run needs, whether anything is left after filtering; and the single-process handling
-of RecBole's dataset download."""
+files have the columns the run needs, whether anything is left after filtering, whether a checkpoint exists; and the
+single-process handling of RecBole's dataset download. Each error is a :class:`~recbole_dreamrec.errors.UserError`
+(see :mod:`recbole_dreamrec.errors`), which the command lines print as one line."""
 
 import contextlib
 import os
 import tempfile
 from pathlib import Path
 
+import recbole
 import torch.distributed as dist
 import yaml
 from recbole.data import create_dataset
 from recbole.utils import FeatureType
 
-import recbole
+from recbole_dreamrec.errors import DataError, DownloadError, InputNotFoundError
 
 
 def recbole_download_urls():
@@ -29,7 +31,8 @@ def dataset_files(config):
 
 def check_dataset_source(config):
     """``"local"`` when the dataset's files are in ``config['data_path']``, ``"download"`` when RecBole will
-    download it; otherwise a ``FileNotFoundError`` saying where RecBole looked and how to point ``data_path``."""
+    download it; otherwise an ``InputNotFoundError`` (a ``FileNotFoundError``) saying where RecBole looked and how
+    to point ``data_path``."""
     name, folder = config["dataset"], Path(config["data_path"])
     hint = (
         f"put the atomic files in DIR/{name}/ (e.g. DIR/{name}/{name}.inter) and pass --data_path=DIR "
@@ -39,12 +42,12 @@ def check_dataset_source(config):
         files = dataset_files(config)
         missing = [f for f in files if not (folder / f).is_file()]
         if missing:
-            raise FileNotFoundError(f"dataset {name!r}: the folder {folder} exists but lacks {missing}; {hint}")
+            raise InputNotFoundError(f"dataset {name!r}: the folder {folder} exists but lacks {missing}; {hint}")
         for file in files:
             check_atomic_header(config, folder / file)
         return "local"
     if name not in recbole_download_urls():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"dataset {name!r} not found: RecBole looked in {folder} and knows no download for it; {hint}"
         )
     return "download"
@@ -57,7 +60,7 @@ def check_atomic_header(config, path):
     declared = dict(column.split(":", 1) for column in header if ":" in column)
     for field in (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]):
         if field in declared and declared[field] != "token":
-            raise ValueError(
+            raise DataError(
                 f"{path.name}: column {field!r} is typed {declared[field]}; ids must be declared '{field}:token' "
                 f"in the atomic file header (header: {header})"
             )
@@ -89,7 +92,7 @@ def load_dataset(config):
             with single_process_group():
                 dataset = _create_dataset(config)
         except OSError as error:  # URLError and other network or file failures
-            raise ConnectionError(
+            raise DownloadError(
                 f"dataset {config['dataset']!r} is not in {config['data_path']} and downloading it failed "
                 f"({type(error).__name__}: {error}). Without network, pass --data_path=DIR where "
                 f"DIR/{config['dataset']}/{config['dataset']}.inter exists."
@@ -107,7 +110,7 @@ def _create_dataset(config):
         return create_dataset(config)
     except ValueError as error:
         if "feat is empty" in str(error):  # RecBole's own words when filtering removed everything
-            raise ValueError(
+            raise DataError(
                 f"dataset {config['dataset']!r}: no interactions left after filtering ({_filters(config)})"
             ) from error
         raise
@@ -122,15 +125,25 @@ def check_loaded_dataset(config, dataset):
         needed[dataset.time_field] = "eval_args.order: TO"
     for field, why in needed.items():
         if field not in loaded:
-            raise ValueError(
+            raise DataError(
                 f"dataset {name!r}: the interactions have no column {field!r} (needed for {why}); loaded columns: "
                 f"{loaded}. Check the atomic file header ('{field}:type') and load_col ({config['load_col']})."
             )
     for field in (dataset.uid_field, dataset.iid_field):
         if dataset.field2type[field] != FeatureType.TOKEN:
-            raise ValueError(
+            raise DataError(
                 f"dataset {name!r}: column {field!r} is typed {dataset.field2type[field].value}; ids must be "
                 f"declared '{field}:token' in the atomic file header"
             )
     if len(dataset.inter_feat) == 0:
-        raise ValueError(f"dataset {name!r}: no interactions left after filtering ({_filters(config)})")
+        raise DataError(f"dataset {name!r}: no interactions left after filtering ({_filters(config)})")
+
+
+def check_model_file(path):
+    """A checkpoint to load exists (``torch.load`` alone fails with a bare ``FileNotFoundError`` traceback)."""
+    if not os.path.isfile(path):
+        raise InputNotFoundError(
+            f"checkpoint {str(path)!r} not found: pass the .pth file a training run saved (under checkpoint_dir, "
+            "saved/ by default)"
+        )
+    return path

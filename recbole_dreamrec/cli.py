@@ -2,6 +2,7 @@
 
 import argparse
 
+from recbole_dreamrec.errors import add_debug_flag, main_guard
 from recbole_dreamrec.quick_start import run
 
 
@@ -21,6 +22,7 @@ def parse_args(argv=None):
     parser.add_argument("--ip", type=str, default="localhost", help="address of the machine with rank 0")
     parser.add_argument("--port", type=str, default="5678", help="a free port on that machine")
     parser.add_argument("--group_offset", type=int, default=0, help="global rank of this machine's first process")
+    add_debug_flag(parser)
     args, extra = parser.parse_known_args(argv)
     return args, extra_settings(parser, extra)
 
@@ -36,6 +38,7 @@ def extra_settings(parser, extra):
     return config_dict
 
 
+@main_guard
 def main(argv=None):
     args, config_dict = parse_args(argv)
     config_file_list = args.config_files.strip().split(" ") if args.config_files else None

@@ -24,10 +24,17 @@ torch >= 2.6 loads with     RecBole's trainer (best checkpoint after         :fu
 ``sine.py`` runs            importing ``recbole.model.sequential_           :func:`disable_recbole_anomaly_
 ``set_detect_anomaly(True)``recommender`` slows every model's training      detection`: import it once, then
 at import                   by about 1.3x                                   switch anomaly detection back off.
+ray 2.6.3 warns that        importing ``recbole.quick_start`` (which        :func:`import_recbole_quick_start`:
+``pkg_resources`` is        imports ray) prints a two-line                  import it once with that one
+deprecated (setuptools 81)  ``UserWarning`` in every process, before any    warning ignored.
+                            message of the plugin
 ==========================  ==============================================  ===================================
 
 Fixed by version bounds in ``setup.py`` instead (the clean answer there; tests check the behaviour):
 
+* Python ``>= 3.9, < 3.12``: RecBole 1.2.1 requires ``ray <= 2.6.3``, and ray publishes no wheels of those
+  versions for Python 3.12 or later (nor a source distribution), so RecBole cannot be installed there.
+  :func:`check_python_version` also refuses other versions at import time, with this reason.
 * ``setuptools < 82``: ray 2.6.3 (imported by ``recbole.quick_start``) needs ``pkg_resources``.
 * ``pandas < 3``: pandas 3's copy-on-write makes ``Dataset._fill_nan``'s ``fillna(inplace=True)`` a silent
   no-op, and ``Series.agg(len)`` returns one scalar, breaking every ``token_seq`` feature and the
@@ -38,9 +45,13 @@ Security note: RecBole checkpoints are pickles (they hold the whole ``Config``).
 """
 
 import sys
+import warnings
 
 import numpy as np
 import torch
+
+# Python versions the plugin runs on: [first, end). ray <= 2.6.3 (RecBole 1.2.1's pin) has no Python 3.12 wheels.
+SUPPORTED_PYTHON = ((3, 9), (3, 12))
 
 # numpy name -> the type it always stood for (numpy 1.x semantics).
 NUMPY_ALIASES = {
@@ -53,6 +64,19 @@ NUMPY_ALIASES = {
 }
 
 _applied = False
+
+
+def check_python_version(version=None):
+    """Refuse a Python outside :data:`SUPPORTED_PYTHON` with the reason (``version``: a ``sys.version_info``-like
+    tuple, this interpreter's by default)."""
+    version = tuple(version or sys.version_info)[:3]
+    (low, high), found = SUPPORTED_PYTHON, ".".join(map(str, version))
+    if not low <= version[:2] < high:
+        raise ImportError(
+            f"recbole_dreamrec runs on Python >= {low[0]}.{low[1]} and < {high[0]}.{high[1]} (found {found}): "
+            "RecBole 1.2.1 requires ray <= 2.6.3, which publishes no wheels for Python 3.12 or later. "
+            f"Use Python {low[0]}.{low[1]} to {high[0]}.{high[1] - 1}."
+        )
 
 
 def check_pandas_version(version=None):
@@ -114,13 +138,23 @@ def disable_recbole_anomaly_detection():
     torch.autograd.set_detect_anomaly(False)
 
 
+def import_recbole_quick_start():
+    """Import ``recbole.quick_start`` (and with it ray 2.6.3) with ray's ``pkg_resources`` deprecation warning
+    ignored; every other warning is shown as usual."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import recbole.quick_start  # noqa: F401  (the import is the point)
+
+
 def apply():
     """Apply every fix above, once per process."""
     global _applied
     if _applied:
         return
+    check_python_version()
     check_pandas_version()
     restore_numpy_aliases()
     patch_torch_load_for_recbole()
     disable_recbole_anomaly_detection()
+    import_recbole_quick_start()
     _applied = True

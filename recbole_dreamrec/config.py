@@ -1,9 +1,13 @@
 """RecBole's ``Config``, made to find the plugin's models and load the plugin's YAML files."""
 
+import logging
+
 import torch
 import torch.distributed as dist
+import yaml
 from recbole.config import Config as RecBoleConfig
 
+from recbole_dreamrec.errors import ConfigError, InputNotFoundError, UserError
 from recbole_dreamrec.utils import get_model, properties_path
 
 
@@ -19,15 +23,36 @@ class Config(RecBoleConfig):
 
     Config files, ``config_dict`` and ``--key=value`` on the command line override all of these, as in RecBole.
     A model class with a ``check_config(config)`` (DreamRec) has its settings checked here, before any data loads.
+    Invalid input raises a :class:`~recbole_dreamrec.errors.UserError`: a config file that is missing
+    (``InputNotFoundError``) or not YAML, and a value RecBole's own checks refuse (``ConfigError``, a
+    ``ValueError``). RecBole's warning about command-line arguments it does not read is left out: the plugin's
+    command lines read them.
 
     Multi-process runs (``local_rank`` set by :func:`recbole_dreamrec.quick_start.run`) use RecBole's NCCL/CUDA
     set-up where CUDA is in use, and gloo on the CPU otherwise (RecBole hard-codes NCCL).
     """
 
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
-        super().__init__(model, dataset, config_file_list, config_dict)
+        try:
+            super().__init__(model, dataset, config_file_list, config_dict)
+        except UserError:
+            raise
+        except FileNotFoundError as error:  # a file of config_file_list
+            raise InputNotFoundError(f"config file {error.filename!r} not found") from error
+        except yaml.YAMLError as error:
+            raise ConfigError(f"a config file is not valid YAML: {error}") from error
+        except ValueError as error:  # RecBole's own checks of a setting
+            raise ConfigError(f"invalid setting: {error}") from error
         if hasattr(self.model_class, "check_config"):
             self.model_class.check_config(self)
+
+    def _load_cmd_line(self):
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)  # RecBole warns about every argument that is not --key=value
+        try:
+            return super()._load_cmd_line()
+        finally:
+            logging.disable(previous)
 
     def _get_model_and_dataset(self, model, dataset):
         if isinstance(model, str):

@@ -42,13 +42,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from recbole_dreamrec.errors import ConfigError, DataError, InputNotFoundError
+
 SPLITS = {"train": "train_data.df", "valid": "val_data.df", "test": "test_data.df"}
 HEADER = "row_id:token\tsession_id:token\titem_id_list:token_seq\titem_id:token\n"
 START_TOKEN = "start"
 EMPTY_HISTORY = ("start", "drop")
 
 
-class PaperFormatError(ValueError):
+class PaperFormatError(DataError):
     """A released data file does not follow the paper's layout."""
 
 
@@ -119,11 +121,11 @@ def convert_dreamrec_data(source_dir, out_dir, name, empty_history="start"):
         written.
     """
     if empty_history not in EMPTY_HISTORY:
-        raise ValueError(f"empty_history must be one of {list(EMPTY_HISTORY)}, got {empty_history!r}")
+        raise ConfigError(f"empty_history must be one of {list(EMPTY_HISTORY)}, got {empty_history!r}")
     source_dir, out_dir = Path(source_dir), Path(out_dir)
     missing = [f for f in [*SPLITS.values(), "data_statis.df"] if not (source_dir / f).is_file()]
     if missing:
-        raise FileNotFoundError(f"{source_dir} lacks {missing}: expected the DreamRec data layout")
+        raise InputNotFoundError(f"{source_dir} lacks {missing}: expected the DreamRec data layout")
     statis = pd.read_pickle(source_dir / "data_statis.df")
     for column in ("seq_size", "item_num"):
         if column not in statis.columns:

@@ -2,8 +2,11 @@
 
 import time
 
+import torch
 from recbole.utils import ModelType, get_trainer, init_seed
+from torch import nn
 
+from recbole_dreamrec.checks import check_model_file
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix
 from recbole_dreamrec.model.samplers import build_sampler
 from recbole_dreamrec.quick_start import load_data_and_model
@@ -17,24 +20,64 @@ def sampler_settings(timesteps, steps=(5, 10, 20, 50, 100), eta=0.0):
     return settings
 
 
+class Rescored(nn.Module):
+    """A model with a different ``full_sort_predict``, for a RecBole trainer to evaluate.
+
+    Everything else (``predict``, field names, parameters, ``eval()``) is the wrapped model's; the model object
+    itself is not changed. Subclasses define ``full_sort_predict``.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)  # the wrapper's own parameters, buffers and submodules
+        except AttributeError:
+            if name == "model":  # not set yet
+                raise
+            return getattr(self.model, name)
+
+    def full_sort_predict(self, interaction):
+        raise NotImplementedError
+
+
+class SeenItemsMasked(Rescored):
+    """The model's full-sort scores with every item the user interacted with before the target at ``-inf`` (the
+    training split plus the row's own history); see :func:`mask_seen_items`."""
+
+    def __init__(self, model, train_dataset):
+        super().__init__(model)
+        matrix = sequential_interaction_matrix(train_dataset, model)
+        self.seen_in_training = torch.from_numpy(matrix.toarray() > 0)  # [n_users n_items], on the CPU
+        self.uid_field = train_dataset.uid_field
+
+    def full_sort_predict(self, interaction):
+        scores = self.model.full_sort_predict(interaction)  # [B n_items]
+        seen = self.seen_in_training[interaction[self.uid_field].cpu()].to(scores.device)  # [B n_items]
+        seen = seen.scatter(1, interaction[self.model.ITEM_SEQ].to(scores.device), True)
+        return scores.masked_fill(seen, float("-inf"))
+
+
+class FixedScores(Rescored):
+    """Every row scored by the same ``[n_items]`` vector ``scores`` (set it before evaluating)."""
+
+    scores = None
+
+    def full_sort_predict(self, interaction):
+        return self.scores.repeat(len(interaction), 1)
+
+
 def mask_seen_items(model, train_dataset):
-    """Make a sequential model's ``full_sort_predict`` score every item the user interacted with before the target
-    as ``-inf`` (the training split plus the row's own history).
+    """``model`` with its full-sort scores of every item the user interacted with before the target set to ``-inf``
+    (a :class:`SeenItemsMasked` wrapper; evaluate it in place of the model).
 
     RecBole does this for general models (``Pop``, ``BPR``, ...) in full-sort evaluation and not for sequential ones,
     so on data without repeated interactions (MovieLens ratings) ``Pop`` gets help that SASRec or DreamRec do not.
-    Masking every model alike puts them on one footing. Changes this ``model`` object only.
+    Masking every model alike puts them on one footing.
     """
-    seen_in_training = sequential_interaction_matrix(train_dataset, model).to_dense().bool()  # [n_users n_items]
-    full_sort_predict = model.full_sort_predict
-
-    def masked_full_sort_predict(interaction):
-        scores = full_sort_predict(interaction)  # [B n_items]
-        seen = seen_in_training[interaction[train_dataset.uid_field]].to(scores.device)  # [B n_items]
-        seen = seen.scatter(1, interaction[model.ITEM_SEQ], True)
-        return scores.masked_fill(seen, float("-inf"))
-
-    model.full_sort_predict = masked_full_sort_predict
+    return SeenItemsMasked(model, train_dataset)
 
 
 def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history=False):
@@ -54,11 +97,12 @@ def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history
     Returns:
         list[dict]: one row per setting: the setting, ``seconds``, ``users`` and the metrics.
     """
-    config, model, dataset, train_data, valid_data, test_data = load_data_and_model(model_file)
+    config, model, dataset, train_data, valid_data, test_data = load_data_and_model(check_model_file(model_file))
     eval_data = test_data if split == "test" else valid_data
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    scored = model
     if mask_history and config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
-        mask_seen_items(model, train_data.dataset)
+        scored = mask_seen_items(model, train_data.dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, scored)
     rows = []
     for setting in settings:
         if setting is not None:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import yaml
 
-from recbole_dreamrec.benchmark import plain, write_table
 from recbole_dreamrec.config import Config
+from recbole_dreamrec.errors import ConfigError, InputNotFoundError, MissingDependencyError
 from recbole_dreamrec.quick_start import objective_function
+from recbole_dreamrec.reporting import plain, write_table
 
 ALGOS = ("exhaustive", "random", "bayes")
 
@@ -23,7 +24,7 @@ def require_hyperopt():
     try:
         import hyperopt  # noqa: F401
     except ImportError as error:
-        raise ImportError(
+        raise MissingDependencyError(
             "hyper-parameter tuning needs hyperopt 0.2.5: pip install 'recbole-dreamrec[tune]'"
         ) from error
 
@@ -118,7 +119,6 @@ def _fmt(value):
     return f"{value:.4f}" if math.isfinite(value) else "failed"
 
 
-
 def tune(model, dataset, params_file, config_file_list=None, algo="exhaustive", max_evals=100, early_stop=10,
          output_file=None, saved=True):
     """Search ``params_file`` (RecBole's format: ``name choice [..]``, ``uniform a,b``, ``loguniform a,b``).
@@ -130,9 +130,9 @@ def tune(model, dataset, params_file, config_file_list=None, algo="exhaustive", 
     from recbole.trainer import HyperTuning
 
     if algo not in ALGOS:
-        raise ValueError(f"algo must be one of {list(ALGOS)}, got {algo!r}")
+        raise ConfigError(f"algo must be one of {list(ALGOS)}, got {algo!r}")
     if not Path(params_file).is_file():
-        raise FileNotFoundError(f"params_file {params_file!r} does not exist")
+        raise InputNotFoundError(f"params_file {params_file!r} does not exist")
     output_file = output_file or f"hyper_results/{model}-{dataset}.result"
     recorder = TrialRecorder(model, dataset, saved=saved)
     tuner = HyperTuning(

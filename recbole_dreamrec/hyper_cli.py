@@ -1,7 +1,9 @@
 """Command line of ``run_hyper.py``."""
 
 import argparse
+import logging
 
+from recbole_dreamrec.errors import add_debug_flag, main_guard
 from recbole_dreamrec.hyper import ALGOS, tune
 from recbole_dreamrec.utils import properties_path
 
@@ -20,11 +22,14 @@ def parse_args(argv=None):
     parser.add_argument("--max_evals", type=int, default=100, help="trials for random/bayes (exhaustive: all)")
     parser.add_argument("--early_stop", type=int, default=10, help="stop after this many trials without progress")
     parser.add_argument("--output_file", default=None, help="RecBole's result file; reports are written beside it")
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
+@main_guard
 def main(argv=None):
     args = parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # trials log errors only (RecBole's tuning does the same)
     config_file_list = args.config_files.strip().split(" ") if args.config_files else None
     ranked, paths = tune(
         args.model,

@@ -14,14 +14,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recbole_dreamrec.checks import check_model_file
+from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.quick_start import load_data_and_model
+from recbole_dreamrec.reporting import new_figure
 
 
 class Inspector:
     """A loaded checkpoint with the lookups the inspection needs."""
 
     def __init__(self, model_file):
-        self.config, self.model, self.dataset, _, _, self.test_data = load_data_and_model(model_file)
+        loaded = load_data_and_model(check_model_file(model_file))
+        self.config, self.model, self.dataset, _, _, self.test_data = loaded
         self.model.eval()
         self.titles = read_titles(self.config)
 
@@ -38,11 +42,11 @@ class Inspector:
         try:
             uid = self.dataset.token2id(self.dataset.uid_field, str(user_token))
         except ValueError as error:
-            raise ValueError(f"unknown user {user_token!r} in dataset {self.config['dataset']!r}") from error
+            raise ConfigError(f"unknown user {user_token!r} in dataset {self.config['dataset']!r}") from error
         inter = self.test_data._dataset.inter_feat
         rows = (inter[self.dataset.uid_field] == uid).nonzero().flatten()
         if len(rows) == 0:
-            raise ValueError(f"user {user_token!r} has no test interaction to take the history from")
+            raise ConfigError(f"user {user_token!r} has no test interaction to take the history from")
         row = rows[-1]
         return inter[self.model.ITEM_SEQ][row], int(inter[self.model.ITEM_SEQ_LEN][row])
 
@@ -51,9 +55,9 @@ class Inspector:
         try:
             ids = [int(self.dataset.token2id(self.dataset.iid_field, str(t))) for t in item_tokens]
         except ValueError as error:
-            raise ValueError(f"unknown item in history {list(item_tokens)}: {error}") from error
+            raise ConfigError(f"unknown item in history {list(item_tokens)}: {error}") from error
         if not ids:
-            raise ValueError("a history needs at least one item")
+            raise ConfigError("a history needs at least one item")
         ids = ids[-self.model.max_seq_length:]
         item_seq = torch.zeros(self.model.max_seq_length, dtype=torch.long)
         item_seq[: len(ids)] = torch.tensor(ids)
@@ -209,11 +213,7 @@ def embedding_map(model_files, out_png, users=100, method="tsne", seed=0):
     Returns:
         list[dict]: per checkpoint, the model name and the 2-D coordinates of items and oracles.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    fig = new_figure()  # before the checkpoints load: a missing matplotlib is reported at once
     panels = []
     for model_file in model_files:
         inspector = Inspector(model_file)
@@ -230,7 +230,8 @@ def embedding_map(model_files, out_png, users=100, method="tsne", seed=0):
         panels.append({"model": inspector.config["model"], "items": points[: len(items)],
                        "oracles": points[len(items):], "popularity": popularity})
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    fig.set_size_inches(5 * len(panels), 4.5)
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         sc = ax.scatter(*panel["items"].T, c=np.log1p(panel["popularity"]), s=4, cmap="viridis")
         if len(panel["oracles"]):
@@ -243,7 +244,6 @@ def embedding_map(model_files, out_png, users=100, method="tsne", seed=0):
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
     fig.savefig(out_png, dpi=120)
-    plt.close(fig)
     return panels
 
 
@@ -258,4 +258,4 @@ def project(points, method, seed):
 
         perplexity = min(30.0, max(2.0, (len(points) - 1) / 3))
         return TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(points)
-    raise ValueError(f"method must be one of ['tsne', 'pca'], got {method!r}")
+    raise ConfigError(f"method must be one of ['tsne', 'pca'], got {method!r}")

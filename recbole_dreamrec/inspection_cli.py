@@ -3,6 +3,7 @@
 import argparse
 import json
 
+from recbole_dreamrec.errors import add_debug_flag, main_guard
 from recbole_dreamrec.inspection import embedding_map, format_text, inspect_users
 from recbole_dreamrec.readout import format_readout, popularity_readout
 
@@ -29,12 +30,15 @@ def parse_args(argv=None):
     readout.add_argument("--model_file", required=True, help="a checkpoint of a sequential model (its data is used)")
     readout.add_argument("--dims", default="64,256,1024", help="code sizes for random and SVD codes")
     readout.add_argument("--out", default=None, help="also write the table (Markdown) here")
+    for command_parser in (parser, oracle, emb, readout):
+        add_debug_flag(command_parser)
     args = parser.parse_args(argv)
     if args.command == "oracle" and not (args.users or args.history):
         parser.error("oracle needs --users and/or --history")
     return args
 
 
+@main_guard
 def main(argv=None):
     args = parse_args(argv)
     if args.command == "oracle":

@@ -1,6 +1,5 @@
 """Quick-start API: one training-and-evaluation path shared by the CLI, hyper-parameter tuning and the tests."""
 
-import logging
 import sys
 from logging import getLogger
 
@@ -11,7 +10,7 @@ from recbole.data import data_preparation
 from recbole.quick_start import load_data_and_model  # noqa: F401  (re-exported: works for DreamRec checkpoints)
 from recbole.utils import init_logger, init_seed, set_color
 
-from recbole_dreamrec.checks import load_dataset
+from recbole_dreamrec.checks import check_dataset_source, load_dataset
 from recbole_dreamrec.config import Config
 from recbole_dreamrec.trainer import instrument
 from recbole_dreamrec.utils import get_model, get_trainer
@@ -33,6 +32,7 @@ def run_recbole_dreamrec(model=None, dataset=None, config_file_list=None, config
         ``train_seconds_per_epoch`` (mean), ``eval_seconds`` (the final test evaluation).
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    check_dataset_source(config)  # a missing dataset is refused before the log (and its config dump) starts
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -75,10 +75,12 @@ def _run_rank(rank, model, dataset, config_file_list, config_dict, saved, queue)
 
 
 def objective_function(config_dict=None, config_file_list=None, saved=True):
-    r"""The objective of RecBole's ``HyperTuning``: train and evaluate quietly with the given settings."""
+    r"""The objective of RecBole's ``HyperTuning``: train and evaluate quietly with the given settings.
+
+    Logging is left as the caller set it up (``run_hyper.py`` shows errors only, as RecBole's own tuning does).
+    """
     config = Config(config_dict=config_dict, config_file_list=config_file_list)
     init_seed(config["seed"], config["reproducibility"])
-    logging.basicConfig(level=logging.ERROR)
     return _train_and_test(config, saved=saved, verbose=False)
 
 

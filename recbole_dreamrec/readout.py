@@ -12,9 +12,11 @@ SASRec, is not limited this way: its output vector is not a mean of codes.)
 import torch
 from recbole.utils import get_trainer, init_seed
 
-from recbole_dreamrec.benchmark import markdown_table
+from recbole_dreamrec.checks import check_model_file
+from recbole_dreamrec.evaluation import FixedScores
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
 from recbole_dreamrec.quick_start import load_data_and_model
+from recbole_dreamrec.reporting import markdown_table
 
 
 def code_tables(model, config, train_dataset, dims, seed):
@@ -44,18 +46,18 @@ def popularity_readout(model_file, dims=(64, 256, 1024), seed=0, split="test"):
     Returns:
         list[dict]: one row per code table: ``codes``, ``dim`` and the metrics.
     """
-    config, model, dataset, train_data, valid_data, test_data = load_data_and_model(model_file)
+    config, model, dataset, train_data, valid_data, test_data = load_data_and_model(check_model_file(model_file))
     model.eval()
     train_dataset = train_data.dataset
     targets = train_dataset.inter_feat[model.ITEM_ID]
     popularity = torch.bincount(targets, minlength=model.n_items).double()
     popularity /= popularity.sum()
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    fixed = FixedScores(model)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, fixed)
     rows = []
     for name, dim, codes in code_tables(model, config, train_dataset, dims, seed):
         codes = codes.detach().double().cpu()
-        scores = readout_scores(codes, popularity).float().to(config["device"])  # [n_items]
-        model.full_sort_predict = lambda interaction, scores=scores: scores.repeat(len(interaction), 1)
+        fixed.scores = readout_scores(codes, popularity).float().to(config["device"])  # [n_items]
         init_seed(config["seed"], config["reproducibility"])
         result = trainer.evaluate(test_data if split == "test" else valid_data, load_best_model=False)
         rows.append({"codes": name, "dim": dim, **{k: float(v) for k, v in result.items()}})

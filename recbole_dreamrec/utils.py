@@ -8,6 +8,8 @@ from pathlib import Path
 import recbole.model
 from recbole.utils import get_trainer as recbole_get_trainer
 
+from recbole_dreamrec.errors import ConfigError
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -48,8 +50,8 @@ def available_models():
 def get_model(model_name):
     """The model class named ``model_name``: the plugin's own models first, then RecBole's.
 
-    Unlike RecBole's lookup, an unknown name raises a ``ValueError`` that lists the valid names (RecBole's own
-    would first fail importing its optional ``exlib`` models' dependencies).
+    Unlike RecBole's lookup, an unknown name raises a ``ConfigError`` (a ``ValueError``) that lists the valid names
+    (RecBole's own would first fail importing its optional ``exlib`` models' dependencies).
     """
     if model_name in PLUGIN_MODELS:
         return getattr(importlib.import_module(f"recbole_dreamrec.model.{model_name.lower()}"), model_name)
@@ -59,7 +61,7 @@ def get_model(model_name):
             module = importlib.import_module(module_path)
             if hasattr(module, model_name):
                 return getattr(module, model_name)
-    raise ValueError(
+    raise ConfigError(
         f"unknown model {model_name!r} (names are case-sensitive); valid models: {', '.join(available_models())}"
     )
 

@@ -1,13 +1,17 @@
 """One test per RecBole-on-today's-stack fix (recbole_dreamrec/compat.py and the bounds in setup.py)."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from recbole_dreamrec import compat
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_python(code, cwd):
@@ -112,3 +116,26 @@ def test_pandas_3_is_refused_with_a_clear_message():
     with pytest.raises(ImportError, match=r"pandas < 3 \(found 3.1.1\).*pip install 'pandas<3'"):
         compat.check_pandas_version("3.1.1")
     compat.check_pandas_version("2.3.3")  # supported: no error
+
+
+@pytest.mark.parametrize("version", [(3, 12, 0), (3, 13, 1), (3, 8, 18)])
+def test_python_outside_the_supported_range_is_refused_with_the_reason(version):
+    found = ".".join(map(str, version))
+    with pytest.raises(ImportError, match=rf"Python >= 3.9 and < 3.12 \(found {found}\): .*ray <= 2.6.3"):
+        compat.check_python_version(version)
+
+
+def test_supported_pythons_are_the_ones_setup_py_declares():
+    for version in [(3, 9, 0), (3, 10, 13), (3, 11, 7)]:
+        compat.check_python_version(version)  # no error
+    compat.check_python_version()  # this interpreter
+    assert 'python_requires=">=3.9,<3.12"' in (ROOT / "setup.py").read_text()
+
+
+def test_importing_the_plugin_prints_nothing(tmp_path):
+    """ray 2.6.3's pkg_resources warning (setuptools 81) would come before any message of a command line."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import recbole_dreamrec"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.returncode == 0 and out.stdout == "" and out.stderr == ""

@@ -150,7 +150,7 @@ def test_command_line_reports_each_split_and_fails_cleanly(released, tmp_path):
     assert (tmp_path / "out" / "toy" / "toy.train.inter").is_file()
     failed = subprocess.run([sys.executable, str(script), "--source", str(tmp_path), "--out", "out", "--name", "x"],
                             cwd=tmp_path, capture_output=True, text=True)
-    assert failed.returncode == 1 and "expected the DreamRec data layout" in failed.stderr
+    assert failed.returncode == 2 and "expected the DreamRec data layout" in failed.stderr
     assert "Traceback" not in failed.stderr
 
 

@@ -27,7 +27,7 @@ def test_two_trial_search_ranks_records_failure_and_writes_best_yaml(fixed_confi
     )
     assert [t["status"] for t in ranked] == ["ok", "failed"]
     assert ranked[0]["params"] == {"uncond_prob": 0.1} and "ndcg@10" in ranked[0]["test"]
-    assert "uncond_prob" in ranked[1]["error"] and "ValueError" in ranked[1]["error"]
+    assert "uncond_prob" in ranked[1]["error"] and "ConfigError" in ranked[1]["error"]
 
     rows = list(csv.reader(open(paths["csv"])))
     assert rows[0][:3] == ["rank", "status", "uncond_prob"] and [r[1] for r in rows[1:]] == ["ok", "failed"]

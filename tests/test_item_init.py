@@ -1,9 +1,11 @@
 """Item codes from the training data (``item_embedding_init: svd``): the matrix, the SVD, the scaling."""
 
+import numpy as np
 import pytest
+import scipy.sparse
 import torch
 
-from recbole_dreamrec.model.item_init import interaction_matrix, randomized_right_singular_vectors, svd_item_codes
+from recbole_dreamrec.model.item_init import interaction_matrix, right_singular_vectors, svd_item_codes
 
 
 def test_interaction_matrix_is_binary_users_by_history_and_target_items():
@@ -17,8 +19,9 @@ def test_interaction_matrix_is_binary_users_by_history_and_target_items():
         n_users=2,
         n_items=5,
     )
-    expected = torch.tensor([[0, 1, 1, 1, 0], [0, 1, 0, 1, 0]], dtype=torch.float64)
-    assert torch.equal(matrix.to_dense(), expected)
+    assert scipy.sparse.issparse(matrix) and matrix.shape == (2, 5)
+    expected = np.array([[0, 1, 1, 1, 0], [0, 1, 0, 1, 0]], dtype=np.float64)
+    assert np.array_equal(matrix.toarray(), expected)
 
 
 def low_rank_matrix(n_users=60, n_items=40, rank=3, seed=0):
@@ -29,30 +32,38 @@ def low_rank_matrix(n_users=60, n_items=40, rank=3, seed=0):
     return dense
 
 
-def test_randomized_singular_vectors_match_the_exact_svd():
+def sparse(dense):
+    return scipy.sparse.csr_matrix(dense.numpy())
+
+
+@pytest.mark.parametrize("rank", [3, 5, 40])  # truncated (scipy's svds) and full rank (dense SVD)
+def test_singular_vectors_match_the_exact_svd(rank):
     dense = low_rank_matrix()
     _, _, vh = torch.linalg.svd(dense, full_matrices=False)
-    v = randomized_right_singular_vectors(dense.to_sparse(), 3, torch.Generator().manual_seed(1))
-    # same vectors up to sign
-    assert torch.allclose((vh[:3] @ v).abs().diagonal(), torch.ones(3, dtype=torch.float64), atol=1e-6)
+    v = right_singular_vectors(sparse(dense), rank, torch.Generator().manual_seed(1))
+    assert v.shape == (40, rank) and v.dtype == torch.float64
+    # the leading three are the same vectors up to sign, in order
+    assert torch.allclose((vh[:3] @ v[:, :3]).abs().diagonal(), torch.ones(3, dtype=torch.float64), atol=1e-6)
+    # and the generator makes the result reproducible
+    assert torch.equal(v, right_singular_vectors(sparse(dense), rank, torch.Generator().manual_seed(1)))
 
 
 def test_svd_codes_scale_padding_and_determinism():
-    sparse = low_rank_matrix().to_sparse()
-    codes = svd_item_codes(sparse, 3, std=2.0, generator=torch.Generator().manual_seed(0))
+    matrix = sparse(low_rank_matrix())
+    codes = svd_item_codes(matrix, 3, std=2.0, generator=torch.Generator().manual_seed(0))
     assert codes.shape == (40, 3) and codes.dtype == torch.float32
     assert torch.all(codes[0] == 0)  # RecBole's padding item
     assert codes[1:].pow(2).mean().sqrt().item() == pytest.approx(2.0, rel=1e-5)
     # every dimension carries the same energy (unit singular vectors, one common scale)
     energies = codes[1:].pow(2).sum(0)
     assert torch.allclose(energies, energies.mean().expand(3), rtol=0.1)
-    again = svd_item_codes(sparse, 3, std=2.0, generator=torch.Generator().manual_seed(0))
+    again = svd_item_codes(matrix, 3, std=2.0, generator=torch.Generator().manual_seed(0))
     assert torch.equal(codes, again)
 
 
 def test_svd_codes_beyond_the_rank_are_filled_with_normal_draws():
-    sparse = low_rank_matrix(n_users=5, n_items=40).to_sparse()  # rank at most 5
-    codes = svd_item_codes(sparse, 8, std=1.0, generator=torch.Generator().manual_seed(0))
+    matrix = sparse(low_rank_matrix(n_users=5, n_items=40))  # rank at most 5
+    codes = svd_item_codes(matrix, 8, std=1.0, generator=torch.Generator().manual_seed(0))
     assert codes.shape == (40, 8)
     assert torch.all(codes[0] == 0)
     assert codes[1:, 5:].std().item() == pytest.approx(1.0, abs=0.25)

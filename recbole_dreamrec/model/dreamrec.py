@@ -20,55 +20,13 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 
-from recbole_dreamrec.model.denoisers import DENOISERS, build_denoiser
+from recbole_dreamrec.model.denoisers import build_denoiser
+from recbole_dreamrec.model.diffusion import GaussianDiffusion, get_beta_schedule
 from recbole_dreamrec.model.encoders import PaperEncoder
-from recbole_dreamrec.model.diffusion import BETA_SCHEDULES, LOSS_TYPES, GaussianDiffusion, get_beta_schedule
-from recbole_dreamrec.model.item_init import ITEM_EMBEDDING_INITS, sequential_interaction_matrix, svd_item_codes
+from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
 from recbole_dreamrec.model.noise import KeyedNoise, history_keys
-from recbole_dreamrec.model.samplers import SAMPLERS, build_sampler, classifier_free_guidance
-
-
-def check_config(config):
-    r"""Raise ``ValueError`` naming the key and its allowed values for every invalid DreamRec setting."""
-    choices = {
-        "beta_schedule": BETA_SCHEDULES,
-        "denoiser_type": sorted(DENOISERS),
-        "sampler": SAMPLERS,
-        "diffusion_loss_type": LOSS_TYPES,
-        "item_embedding_init": ITEM_EMBEDDING_INITS,
-        "encoder_type": ENCODER_TYPES,
-        "weight_init": WEIGHT_INITS,
-    }
-    for key, allowed in choices.items():
-        if config[key] not in allowed:
-            raise ValueError(f"DreamRec: {key} must be one of {list(allowed)}, got {config[key]!r}")
-    timesteps = config["timesteps"]
-    if not isinstance(timesteps, int) or timesteps <= 0:
-        raise ValueError(f"DreamRec: timesteps must be a positive integer, got {timesteps!r}")
-    if not isinstance(config["generation_samples"], int) or config["generation_samples"] < 1:
-        raise ValueError(f"DreamRec: generation_samples must be an integer >= 1, got {config['generation_samples']!r}")
-    steps = config["sampling_steps"]
-    if not isinstance(steps, int) or not 1 <= steps <= timesteps:
-        raise ValueError(f"DreamRec: sampling_steps must be an integer in [1, timesteps={timesteps}], got {steps!r}")
-    if not 0 <= config["uncond_prob"] < 1:
-        raise ValueError(f"DreamRec: uncond_prob (p) must be in [0, 1), got {config['uncond_prob']!r}")
-    bounded_below = {"guidance_weight": 0, "ddim_eta": 0}
-    for key, low in bounded_below.items():
-        if config[key] < low:
-            raise ValueError(f"DreamRec: {key} must be >= {low}, got {config[key]!r}")
-    if not isinstance(config["code_size"], int) or config["code_size"] < 0:
-        raise ValueError(f"DreamRec: code_size must be an integer >= 0 (0: the item embeddings), got {config['code_size']!r}")
-    if config["embedding_init_std"] <= 0:
-        raise ValueError(f"DreamRec: embedding_init_std must be > 0, got {config['embedding_init_std']!r}")
-    if config["beta_schedule"] == "linear" and not 0 < config["beta_start"] < config["beta_end"] < 1:
-        raise ValueError(
-            "DreamRec: the linear beta_schedule needs 0 < beta_start < beta_end < 1, "
-            f"got beta_start={config['beta_start']!r}, beta_end={config['beta_end']!r}"
-        )
-
-
-ENCODER_TYPES = ("sasrec", "paper")
-WEIGHT_INITS = ("normal", "torch")
+from recbole_dreamrec.model.samplers import build_sampler, classifier_free_guidance
+from recbole_dreamrec.model.settings import check_config
 
 
 def transformer_layer_at(layer, hidden_states, attention_mask, index):

@@ -11,6 +11,8 @@ Two architectures, chosen by ``encoder_type``:
 import torch
 from torch import nn
 
+ENCODER_TYPES = ("sasrec", "paper")
+
 
 class PaperEncoder(nn.Module):
     r"""The DreamRec code's guidance encoder, a single self-attention block, computed at the last real position.

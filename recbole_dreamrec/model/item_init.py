@@ -9,27 +9,28 @@ leading right singular vectors of the training user-item matrix the same readout
 (``inspect_dreamrec.py readout``, :mod:`recbole_dreamrec.readout`; benchmarks/results/ml-100k/readout.md).
 """
 
+import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
 import torch
 
 ITEM_EMBEDDING_INITS = ("normal", "svd")
 
 
 def interaction_matrix(user_ids, item_seqs, item_seq_lens, target_ids, n_users, n_items):
-    """Binary sparse ``[n_users n_items]`` matrix of the items in each training row's history and target.
+    """Binary ``[n_users n_items]`` matrix (``scipy.sparse`` CSR, float64) of the items in each training row's
+    history and target.
 
     Rows are grouped by user id (a session id for pre-split session data), so a user with many augmented training
     rows contributes each of their items once.
     """
     positions = torch.arange(item_seqs.shape[1], device=item_seqs.device).unsqueeze(0)  # [1 L]
     in_history = positions < item_seq_lens.unsqueeze(1)  # [N L]
-    rows = torch.cat([user_ids.unsqueeze(1).expand_as(item_seqs)[in_history], user_ids])
-    cols = torch.cat([item_seqs[in_history], target_ids])
-    counts = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), torch.ones_like(rows, dtype=torch.float64), (n_users, n_items), check_invariants=True
-    ).coalesce()
-    return torch.sparse_coo_tensor(
-        counts.indices(), torch.ones_like(counts.values()), counts.shape, check_invariants=True
-    ).coalesce()
+    rows = torch.cat([user_ids.unsqueeze(1).expand_as(item_seqs)[in_history], user_ids]).cpu().numpy()
+    cols = torch.cat([item_seqs[in_history], target_ids]).cpu().numpy()
+    matrix = scipy.sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_items))  # sums repeats
+    matrix.data[:] = 1.0
+    return matrix
 
 
 def sequential_interaction_matrix(dataset, model):
@@ -47,17 +48,18 @@ def sequential_interaction_matrix(dataset, model):
 
 
 def svd_item_codes(matrix, dim, std, generator=None):
-    """``[n_items dim]`` codes: the leading right singular vectors of ``matrix``, scaled to mean square ``std^2``.
+    """``[n_items dim]`` codes: the leading right singular vectors of ``matrix`` (a ``scipy.sparse`` matrix, e.g.
+    :func:`interaction_matrix`), scaled to mean square ``std^2``.
 
-    The singular vectors come from a randomized truncated SVD (Halko et al. 2011, ``torch.svd_lowrank``: about a
-    second for ml-1m) whose random projections are drawn from ``generator``. Every column is a unit singular vector before the common scaling, so each dimension carries the same energy
+    The singular vectors come from :func:`right_singular_vectors` (a truncated SVD, seeded from ``generator``).
+    Every column is a unit singular vector before the common scaling, so each dimension carries the same energy
     (the codes are isotropic in their second moments, like the paper's N(0, std^2) codes). When ``dim`` exceeds the
     rank the SVD can give (``min(n_users, n_items)``), the extra columns are N(0, std^2) draws.
     Items absent from training get zero codes from the SVD part.
     """
     n_users, n_items = matrix.shape
     rank = min(dim, n_users, n_items)
-    codes = randomized_right_singular_vectors(matrix, rank, generator)  # [n_items rank]
+    codes = right_singular_vectors(matrix, rank, generator)  # [n_items rank]
     active = codes[1:]  # item 0 is RecBole's padding id
     codes = codes * (std / active.pow(2).mean().sqrt())
     if rank < dim:
@@ -67,16 +69,19 @@ def svd_item_codes(matrix, dim, std, generator=None):
     return codes.float()
 
 
-def randomized_right_singular_vectors(matrix, rank, generator=None, oversample=10, n_iter=6):
-    """The ``rank`` leading right singular vectors of a sparse ``[m n]`` matrix, ``[n rank]`` (randomized range
-    finder with power iterations, Halko et al. 2011, Alg. 4.4 and 5.1)."""
-    n = matrix.shape[1]
-    q = min(rank + oversample, *matrix.shape)
-    matrix_t = matrix.t().coalesce()
-    y = torch.sparse.mm(matrix, torch.randn(n, q, generator=generator, dtype=torch.float64))  # [m q]
-    for _ in range(n_iter):
-        y = torch.sparse.mm(matrix, torch.sparse.mm(matrix_t, torch.linalg.qr(y).Q))
-    basis = torch.linalg.qr(y).Q  # [m q], spans the leading left singular subspace
-    small = torch.sparse.mm(matrix_t, basis).T  # [q n] = basis^T matrix
-    _, _, vh = torch.linalg.svd(small, full_matrices=False)
-    return vh[:rank].T
+def right_singular_vectors(matrix, rank, generator=None):
+    """The ``rank`` leading right singular vectors of a ``[m n]`` ``scipy.sparse`` matrix, ``[n rank]`` float64,
+    in decreasing order of singular value.
+
+    A truncated SVD with ``scipy.sparse.linalg.svds`` (ARPACK, about a second for ml-1m), whose starting vector is
+    drawn from ``generator`` so that the result is reproducible; ARPACK computes fewer than ``min(m, n)`` vectors,
+    so a full-rank request uses the dense SVD of the (then small) matrix.
+    """
+    matrix = scipy.sparse.csr_matrix(matrix, dtype=np.float64)
+    if rank < min(matrix.shape):
+        v0 = torch.rand(min(matrix.shape), generator=generator, dtype=torch.float64).numpy() - 0.5
+        _, values, vt = scipy.sparse.linalg.svds(matrix, k=rank, v0=v0)
+    else:
+        _, values, vt = np.linalg.svd(matrix.toarray(), full_matrices=False)
+    order = np.argsort(-values, kind="stable")[:rank]
+    return torch.from_numpy(np.ascontiguousarray(vt[order].T))

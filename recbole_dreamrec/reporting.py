@@ -1,0 +1,96 @@
+"""Writing reports: Markdown and CSV tables, whole files written atomically, records as plain and portable data,
+and figures.
+
+Shared by the comparison (:mod:`recbole_dreamrec.benchmark`), tuning (:mod:`recbole_dreamrec.hyper`), the readout
+table and the benchmark scripts.
+"""
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+
+import recbole
+
+from recbole_dreamrec.errors import MissingDependencyError
+
+RECBOLE_MARKER = "<recbole>"
+
+
+def plain(value):
+    """A config value as plain YAML/JSON data (enums, devices and numpy scalars as text or numbers)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def portable_path(path, root=None):
+    """An absolute ``path`` written so that it means the same on another machine.
+
+    A path inside the installed RecBole package (its bundled datasets) becomes ``<recbole>/...``; any other path
+    becomes relative to ``root`` (the working directory by default: the project folder when the benchmark scripts
+    run from a checkout). Relative paths are returned as they are.
+    """
+    if not os.path.isabs(path):
+        return path
+    path = os.path.normpath(path)
+    recbole_dir = os.path.dirname(os.path.abspath(recbole.__file__))
+    if os.path.commonpath([path, recbole_dir]) == recbole_dir:
+        return "/".join([RECBOLE_MARKER, *Path(os.path.relpath(path, recbole_dir)).parts])
+    return os.path.relpath(path, os.path.abspath(root or os.getcwd()))
+
+
+def portable(value, root=None):
+    """``value`` (plain data) with every absolute path replaced by :func:`portable_path`."""
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return portable_path(value, root)
+    return value
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def markdown_table(header, rows):
+    """Lines of a Markdown table (a ``|`` inside a cell is written ``/``)."""
+    cell = lambda value: str(value).replace("|", "/")  # noqa: E731
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
+
+
+def write_table(markdown_path, csv_path, header, rows, before=(), after=()):
+    """The same table as Markdown (with ``before``/``after`` lines around it) and as CSV; returns the Markdown."""
+    text = "\n".join([*before, *markdown_table(header, rows), *after]) + "\n"
+    atomic_write_text(markdown_path, text)
+    with open(csv_path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    return text
+
+
+def new_figure(**kwargs):
+    """A matplotlib ``Figure`` (keyword arguments as ``Figure``'s) that saves files without pyplot or a backend:
+    plotting changes no global matplotlib state. Without matplotlib, a ``MissingDependencyError`` says what to
+    install."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise MissingDependencyError(
+            "plots need matplotlib: pip install 'recbole-dreamrec[bench]' (or pip install matplotlib)"
+        ) from error
+    return Figure(**kwargs)

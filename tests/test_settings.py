@@ -1,0 +1,129 @@
+"""DreamRec's settings table: every key of properties/model/DreamRec.yaml with a valid and an invalid value, checked
+when the Config is built (before any data loads); an invalid value names its key."""
+
+import re
+
+import pytest
+import yaml
+
+from recbole_dreamrec import Config, DreamRec
+from recbole_dreamrec.errors import ConfigError
+from recbole_dreamrec.utils import properties_path
+
+# key -> (a valid value, other settings it needs)
+VALID = {
+    "encoder_type": ("paper", {}),
+    "weight_init": ("torch", {}),
+    "code_size": (128, {}),
+    "generation_samples": (4, {}),
+    "n_layers": (2, {}),
+    "n_heads": (2, {}),
+    "hidden_size": (32, {}),
+    "inner_size": (128, {}),
+    "hidden_dropout_prob": (0.0, {}),
+    "attn_dropout_prob": (0.5, {}),
+    "hidden_act": ("relu", {}),
+    "layer_norm_eps": (1e-5, {}),
+    "initializer_range": (0.01, {}),
+    "item_embedding_init": ("normal", {}),
+    "embedding_init_std": (0.5, {}),
+    "timesteps": (10, {}),  # below the default sampling_steps (20), which ddpm does not use
+    "beta_schedule": ("linear", {}),
+    "beta_start": (0.001, {"beta_schedule": "linear"}),
+    "beta_end": (0.05, {"beta_schedule": "linear"}),
+    "denoiser_type": ("mlp2", {}),
+    "detach_target": (False, {}),
+    "diffusion_loss_type": ("huber", {}),
+    "uncond_prob": (0.0, {"guidance_weight": 0.0}),  # no null vector needed without guidance
+    "guidance_weight": (4, {}),
+    "sampler": ("ddim", {}),
+    "sampling_steps": (50, {"sampler": "ddim", "timesteps": 50}),
+    "ddim_eta": (1.0, {}),
+    "train_neg_sample_args": (None, {}),
+    "learning_rate": (0.001, {}),
+}
+
+# (key, an invalid value, other settings, what the message must also say)
+INVALID = [
+    ("encoder_type", "gru", {}, r"one of \['sasrec', 'paper'\]"),
+    ("weight_init", "xavier", {}, r"one of \['normal', 'torch'\]"),
+    ("code_size", -1, {}, "an integer >= 0"),
+    ("code_size", 1.5, {}, "an integer >= 0"),
+    ("generation_samples", 0, {}, "an integer >= 1"),
+    ("n_layers", 0, {}, "an integer >= 1"),
+    ("n_layers", True, {}, "an integer >= 1"),
+    ("n_heads", 0, {}, "an integer >= 1"),
+    ("n_heads", 3, {}, "hidden_size must be divisible by n_heads"),
+    ("hidden_size", 0, {}, "an even integer >= 4"),
+    ("hidden_size", 31, {}, "an even integer >= 4"),
+    ("hidden_size", 2, {}, "an even integer >= 4"),
+    ("hidden_size", 6, {"n_heads": 4}, "hidden_size must be divisible by n_heads"),
+    ("inner_size", 1.5, {}, "an integer >= 1"),
+    ("hidden_dropout_prob", 1.0, {}, r"a number in \[0, 1\)"),
+    ("hidden_dropout_prob", "abc", {}, r"a number in \[0, 1\), got 'abc'"),
+    ("attn_dropout_prob", -0.1, {}, r"a number in \[0, 1\)"),
+    ("hidden_act", "softplus", {}, "one of"),
+    ("layer_norm_eps", 0, {}, "a number > 0"),
+    ("initializer_range", -1, {}, "a number > 0"),
+    ("item_embedding_init", "xavier", {}, r"one of \['normal', 'svd'\]"),
+    ("embedding_init_std", 0.0, {}, "a number > 0"),
+    ("timesteps", 0, {}, "a positive integer"),
+    ("timesteps", 2.5, {}, "a positive integer"),
+    ("beta_schedule", "quadratic", {}, "one of"),
+    ("beta_start", 0.0, {}, r"a number in \(0, 1\)"),
+    ("beta_start", 0.5, {"beta_schedule": "linear", "beta_end": 0.1}, "beta_start < beta_end"),
+    ("beta_end", 1.0, {}, r"a number in \(0, 1\)"),
+    ("denoiser_type", "unet", {}, "one of"),
+    ("detach_target", "yes", {}, "True or False"),
+    ("diffusion_loss_type", "ce", {}, "one of"),
+    ("uncond_prob", 1.0, {}, r"a number in \[0, 1\)"),
+    ("uncond_prob", 0.0, {"guidance_weight": 2.0}, "null vector"),
+    ("guidance_weight", "abc", {}, "a number >= 0, got 'abc'"),
+    ("guidance_weight", -1.0, {}, "a number >= 0"),
+    ("sampler", "euler", {}, r"one of \['ddpm', 'ddim'\], got 'euler'"),
+    ("sampling_steps", 0, {}, "an integer >= 1"),
+    ("sampling_steps", 21, {"sampler": "ddim", "timesteps": 20}, "sampling_steps <= timesteps"),
+    ("ddim_eta", 1.5, {}, r"a number in \[0, 1\]"),
+    ("ddim_eta", -0.5, {}, r"a number in \[0, 1\]"),
+    ("train_neg_sample_args", {"distribution": "uniform", "sample_num": 1}, {}, "no negative sampling"),
+    ("learning_rate", 0, {}, "a number > 0"),
+]
+
+
+def dreamrec_yaml_keys():
+    with open(properties_path("model", "DreamRec.yaml")) as f:
+        return set(yaml.safe_load(f))
+
+
+def build(tmp_path, settings):
+    return Config(model="DreamRec", dataset="nowhere", config_dict={**settings, "data_path": str(tmp_path)})
+
+
+def test_every_yaml_key_has_a_row_and_a_valid_and_invalid_case():
+    from recbole_dreamrec.model.settings import SETTINGS
+
+    keys = dreamrec_yaml_keys()
+    assert {row[0] for row in SETTINGS} >= keys
+    assert set(VALID) == keys
+    assert {case[0] for case in INVALID} == keys
+
+
+@pytest.mark.parametrize("key", sorted(VALID))
+def test_valid_value_is_accepted(tmp_path, key):
+    value, other = VALID[key]
+    config = build(tmp_path, {**other, key: value})
+    if key != "train_neg_sample_args":  # RecBole expands None into its "no sampling" dict
+        assert config[key] == value
+
+
+@pytest.mark.parametrize("key,value,other,says", INVALID, ids=[f"{c[0]}={c[1]!r}" for c in INVALID])
+def test_invalid_value_names_the_key_at_config_time(tmp_path, key, value, other, says):
+    with pytest.raises(ConfigError, match=rf"^DreamRec: .*\b{key}\b") as error:
+        build(tmp_path, {**other, key: value})
+    assert re.search(says, str(error.value)), str(error.value)
+
+
+def test_check_config_is_importable_from_the_model():
+    from recbole_dreamrec.model.settings import check_config
+
+    assert DreamRec.check_config is check_config
