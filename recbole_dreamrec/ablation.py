@@ -138,3 +138,36 @@ def write_ablation_tables(records, out_dir, dataset, metrics, test_rows=None):
                      f"{binomial_se(p, test_rows):.4f}; gaps under about two of these are ties.")
     write_table(out_dir / "summary.md", out_dir / "summary.csv", header, rows,
                 before=[f"# {dataset}: ablation summary", ""], after=notes)
+
+
+READOUTS = (
+    {"name": "ddpm (all T steps)", "sampler": "ddpm", "sampling_steps": 1, "ddim_eta": 1.0},
+    {"name": "ddim K=20", "sampler": "ddim", "sampling_steps": 20, "ddim_eta": 0.0},
+    {"name": "ddim K=5", "sampler": "ddim", "sampling_steps": 5, "ddim_eta": 0.0},
+    {"name": "ddim K=1 (one x0 prediction)", "sampler": "ddim", "sampling_steps": 1, "ddim_eta": 0.0},
+    {"name": "ddim K=20, mean of 4", "sampler": "ddim", "sampling_steps": 20, "ddim_eta": 0.0, "generation_samples": 4},
+)
+
+
+def evaluate_readouts(out_dir, variant, metrics, readouts=READOUTS, log=print):
+    """Evaluate the best checkpoint of every seed of ``variant`` under each readout (sampler, steps, averaging), on
+    the validation and the test split: the same weights, only the generation differs. Writes
+    ``readouts-<variant>.{md,csv}`` and returns the rows."""
+    from recbole_dreamrec.evaluation import evaluate_checkpoint  # loads RecBole's quick start: only when used
+
+    rows = []
+    for record in finished_runs(out_dir):
+        if record["variant"] != variant or record["status"] != "ok":
+            continue
+        settings = [{k: v for k, v in r.items() if k != "name"} for r in readouts]
+        results = {split: evaluate_checkpoint(record["model_file"], settings, split) for split in ("valid", "test")}
+        for readout, valid, test in zip(readouts, results["valid"], results["test"]):
+            rows.append([readout["name"], record["seed"], f"{valid[record['valid_metric']]:.4f}"]
+                        + [f"{test[m]:.4f}" for m in metrics] + [f"{test['seconds']:.1f}"])
+            log(f"{variant} seed {record['seed']}: {rows[-1]}")
+    valid_metric = next((r["valid_metric"] for r in finished_runs(out_dir) if r["variant"] == variant), "valid")
+    header = ["readout", "seed", f"valid {valid_metric}"] + [f"test {m}" for m in metrics] + ["test eval s"]
+    write_table(Path(out_dir) / f"readouts-{variant}.md", Path(out_dir) / f"readouts-{variant}.csv", header, rows,
+                before=[f"# Readouts of the `{variant}` checkpoints (same weights, only the generation differs)", ""],
+                after=["", "Choose on the valid column. Evaluation seconds are wall-clock on a shared machine."])
+    return rows

@@ -89,7 +89,8 @@ def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history
         model_file (str): a checkpoint saved by RecBole's trainer.
         settings (list[dict or None]): DreamRec sampler settings, each with ``sampler``, ``sampling_steps``,
             ``ddim_eta`` and optionally ``sampling_seed`` (the seed of the sampler's noise, default the config's
-            ``seed``); ``None`` evaluates the model as saved (any model).
+            ``seed``) and ``generation_samples`` (oracles averaged per history, default the config's);
+            ``None`` evaluates the model as saved (any model).
         split (str): ``test`` or ``valid``.
         mask_history (bool): for a sequential model, rank only items the user has not interacted with before (see
             :func:`mask_seen_items`); general models are masked by RecBole already.
@@ -110,6 +111,7 @@ def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history
                 setting["sampler"], model.diffusion, setting["sampling_steps"], setting["ddim_eta"]
             )
             model.sampling_seed = setting.get("sampling_seed", config["seed"])
+            model.generation_samples = setting.get("generation_samples", config["generation_samples"])
         init_seed(config["seed"], config["reproducibility"])
         start = time.perf_counter()
         result = trainer.evaluate(eval_data, load_best_model=False)

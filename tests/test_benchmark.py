@@ -79,3 +79,38 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     hit_recbole, hit_masked = rows["model"].index("hit@20 (RecBole)"), rows["model"].index("hit@20 (seen masked)")
     for model in ("DreamRec", "SASRec"):
         assert float(rows[model][hit_masked]) >= float(rows[model][hit_recbole])
+
+
+def test_ablation_runs_variants_and_seeds_resumes_and_evaluates_readouts(tiny_config_dict, in_tmp_dir):
+    shared = write_yaml(in_tmp_dir / "configs" / "tiny.yaml", {**tiny_config_dict, "epochs": 1})
+    variants = in_tmp_dir / "variants.yaml"
+    variants.write_text("base: {}\nw0: {guidance_weight: 0.0}\n")
+    out = in_tmp_dir / "ablation"
+    script = load_script("ablation")
+    common = ["--dataset", "ml-100k-tiny", "--config_files", shared, "--variants", str(variants), "--seeds", "1,2",
+              "--out", str(out), "--metrics", "hit@10,ndcg@10", "--test_rows", "60"]
+    records = script.main(common)
+    assert [(r["variant"], r["seed"], r["status"]) for r in records] == [
+        ("base", 1, "ok"), ("base", 2, "ok"), ("w0", 1, "ok"), ("w0", 2, "ok")]
+    assert records[2]["settings"] == {"guidance_weight": 0.0} and records[0]["valid_metric"] == "ndcg@10"
+    assert records[0]["test"] != records[1]["test"] or records[0]["best_valid"] != records[1]["best_valid"]  # seeds
+    summary = (out / "summary.md").read_text()
+    mean = (records[0]["test"]["hit@10"] + records[1]["test"]["hit@10"]) / 2
+    assert f"| base | 2 | {(records[0]['best_valid']['ndcg@10'] + records[1]['best_valid']['ndcg@10']) / 2:.4f} | " \
+           f"{mean:.4f} |" in summary
+    assert "over 60 rows" in summary
+    assert len((out / "results.csv").read_text().splitlines()) == 5
+
+    # resume: finished runs are read back, not trained again
+    before = (out / "runs" / "base__seed1.json").stat().st_mtime_ns
+    again = script.main(common)
+    assert [r["test"] for r in again] == [r["test"] for r in records]
+    assert (out / "runs" / "base__seed1.json").stat().st_mtime_ns == before
+
+    # readouts of the same checkpoints: DDIM K=20 on the test split is what a plain evaluation gives
+    script.main(["--out", str(out), "--readouts", "base", "--metrics", "hit@10,ndcg@10"])
+    rows = list(csv.reader((out / "readouts-base.csv").open()))
+    assert rows[0][:3] == ["readout", "seed", "valid ndcg@10"] and len(rows) == 1 + 2 * 5
+    ddim20 = next(r for r in rows if r[0] == "ddim K=20" and r[1] == "1")
+    direct = evaluate_checkpoint(records[0]["model_file"], [{"sampler": "ddim", "sampling_steps": 20, "ddim_eta": 0.0}])
+    assert ddim20[3] == f"{direct[0]['hit@10']:.4f}"
