@@ -120,3 +120,33 @@ def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history
         row["mask_history"] = bool(mask_history)
         rows.append({**row, **{k: float(v) for k, v in result.items()}})
     return rows
+
+
+def evaluate_history_subsets(model_file, start_token="start"):
+    """Test metrics of a checkpoint on all test rows, on the rows whose history is only ``start_token`` (an empty
+    history in the source data, see :mod:`recbole_dreamrec.convert`) and on the other rows.
+
+    The same weights and evaluator for each subset: RecBole's full-sort loader built over the subset's rows (one
+    user per row, as the converter writes them). Any model; DreamRec's keyed noise makes a row's oracle the same in
+    every subset.
+
+    Returns:
+        dict: ``{"all" | "empty" | "nonempty": {"rows": n, metric: value, ...}}``.
+    """
+    from recbole.data.dataloader import FullSortEvalDataLoader
+
+    config, model, dataset, train_data, valid_data, test_data = load_data_and_model(check_model_file(model_file))
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    test_dataset = test_data._dataset
+    list_field = dataset.iid_field + config["LIST_SUFFIX"]
+    start = dataset.token2id(dataset.iid_field, start_token)
+    seq = test_dataset.inter_feat[list_field]  # [N L], padded with 0
+    empty = (seq[:, 0] == start) & (seq[:, 1:] == 0).all(dim=1)
+    results = {}
+    for name, mask in (("all", torch.ones_like(empty)), ("empty", empty), ("nonempty", ~empty)):
+        subset = test_dataset.copy(test_dataset.inter_feat[mask.nonzero().flatten()])
+        loader = FullSortEvalDataLoader(config, subset, test_data._sampler, shuffle=False)
+        init_seed(config["seed"], config["reproducibility"])
+        result = trainer.evaluate(loader, load_best_model=False)
+        results[name] = {"rows": int(mask.sum()), **{k: float(v) for k, v in result.items()}}
+    return results

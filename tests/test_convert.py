@@ -173,3 +173,21 @@ def test_converted_data_loads_with_shared_item_ids_and_trains(released, tmp_path
     )
     hits = result["test_result"]["hit@10"] * 11  # every one of the 11 test rows is evaluated (metrics: 4 decimals)
     assert hits == pytest.approx(round(hits), abs=0.01)
+
+
+def test_history_subsets_split_the_test_rows_and_add_up(released, tmp_path, in_tmp_dir):
+    from recbole_dreamrec.evaluation import evaluate_history_subsets
+
+    stats = convert_dreamrec_data(released, tmp_path / "out", "toy")
+    result = run_recbole_dreamrec(
+        "DreamRec", "toy", [stats["paths"]["config"]],
+        {"epochs": 1, "timesteps": 10, "sampler": "ddim", "sampling_steps": 5, "train_batch_size": 64,
+         "show_progress": False, "checkpoint_dir": str(tmp_path / "saved"), "metrics": ["Hit"], "topk": [3, 10],
+         "valid_metric": "Hit@10"},
+    )
+    subsets = evaluate_history_subsets(result["model_file"])
+    assert (subsets["all"]["rows"], subsets["empty"]["rows"], subsets["nonempty"]["rows"]) == (11, 2, 9)
+    for metric in ("hit@3", "hit@10"):
+        assert subsets["all"][metric] == pytest.approx(result["test_result"][metric], abs=1e-4)
+        hits = subsets["empty"][metric] * 2 + subsets["nonempty"][metric] * 9
+        assert hits == pytest.approx(subsets["all"][metric] * 11, abs=2e-3)  # metrics are rounded to 4 decimals
