@@ -191,3 +191,33 @@ def test_history_subsets_split_the_test_rows_and_add_up(released, tmp_path, in_t
         assert subsets["all"][metric] == pytest.approx(result["test_result"][metric], abs=1e-4)
         hits = subsets["empty"][metric] * 2 + subsets["nonempty"][metric] * 9
         assert hits == pytest.approx(subsets["all"][metric] * 11, abs=2e-3)  # metrics are rounded to 4 decimals
+
+
+def test_svd_codes_can_group_the_training_rows_by_session(released, tmp_path, in_tmp_dir):
+    from recbole.data import data_preparation
+
+    from recbole_dreamrec import DreamRec
+    from recbole_dreamrec.errors import ConfigError
+    from recbole_dreamrec.model.item_init import sequential_interaction_matrix
+
+    stats = convert_dreamrec_data(released, tmp_path / "out", "toy")
+    settings = {"load_col": {"inter": ["row_id", "session_id", "item_id_list", "item_id"]},
+                "svd_group_field": "session_id", "hidden_size": 8}
+    config = Config(model="DreamRec", dataset="toy", config_file_list=[stats["paths"]["config"]], config_dict=settings)
+    train = data_preparation(config, create_dataset(config))[0].dataset
+    model = DreamRec(config, train)
+    by_session = sequential_interaction_matrix(train, model, "session_id").toarray()
+    by_row = sequential_interaction_matrix(train, model).toarray()
+    # one row per session id of every split (RecBole numbers the tokens of all files) plus padding; only the 60
+    # training sessions have items
+    assert by_session.shape[0] == 64 + 1 and (by_session.sum(axis=1) > 0).sum() == 60
+    assert (by_row.sum(axis=1) > 0).sum() == len(train.inter_feat)  # one row per training row otherwise
+    # a session's row holds every item of the session (history and targets), read through the token table
+    session_token = train.id2token("session_id", 1)
+    items = {train.id2token("item_id", i) for i in by_session[1].nonzero()[0]}
+    first = next(s for n, s in enumerate(TRAIN_SESSIONS, start=1) if str(n) == session_token)
+    assert items == {str(i) for i in first} | {START_TOKEN}
+
+    config["svd_group_field"] = "no_such_field"
+    with pytest.raises(ConfigError, match="svd_group_field 'no_such_field' is not a loaded field"):
+        DreamRec(config, train)

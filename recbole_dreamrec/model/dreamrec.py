@@ -20,6 +20,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 
+from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.model.denoisers import build_denoiser
 from recbole_dreamrec.model.diffusion import GaussianDiffusion, get_beta_schedule
 from recbole_dreamrec.model.encoders import PaperEncoder
@@ -146,7 +147,13 @@ class DreamRec(SequentialRecommender):
         if self.separate_codes:
             nn.init.normal_(self.item_codes, mean=0.0, std=self.embedding_init_std)
         if self.item_embedding_init == "svd":
-            matrix = sequential_interaction_matrix(dataset, self)
+            group_field = config["svd_group_field"]
+            if group_field is not None and group_field not in dataset.field2type:
+                raise ConfigError(
+                    f"DreamRec: svd_group_field {group_field!r} is not a loaded field (loaded: "
+                    f"{sorted(dataset.field2type)}); add it to load_col or leave svd_group_field at ~"
+                )
+            matrix = sequential_interaction_matrix(dataset, self, group_field)
             self.item_embedding.weight.data.copy_(self._svd_item_codes(config, matrix, self.hidden_size))
             if self.separate_codes:
                 self.item_codes.data.copy_(self._svd_item_codes(config, matrix, self.code_size))

@@ -33,16 +33,18 @@ def interaction_matrix(user_ids, item_seqs, item_seq_lens, target_ids, n_users, 
     return matrix
 
 
-def sequential_interaction_matrix(dataset, model):
+def sequential_interaction_matrix(dataset, model, group_field=None):
     """:func:`interaction_matrix` of the rows of a RecBole sequential dataset (e.g. the training split), read through
-    ``model``'s field names."""
+    ``model``'s field names, one matrix row per user, or per value of ``group_field`` (e.g. a session id column of
+    pre-split data whose user id is one per row)."""
     feat = dataset.inter_feat
+    field = group_field or dataset.uid_field
     return interaction_matrix(
-        feat[dataset.uid_field],
+        feat[field],
         feat[model.ITEM_SEQ],
         feat[model.ITEM_SEQ_LEN],
         feat[model.ITEM_ID],
-        dataset.user_num,
+        dataset.num(field),
         model.n_items,
     )
 

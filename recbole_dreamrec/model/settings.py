@@ -40,6 +40,10 @@ def one_of(choices):
     return lambda v: isinstance(v, str) and v in choices
 
 
+def optional_name(v):
+    return v is None or (isinstance(v, str) and v != "")
+
+
 def boolean(v):
     return isinstance(v, bool)
 
@@ -65,6 +69,7 @@ SETTINGS = (
     ("weight_init",           one_of(WEIGHT_INITS),                      f"one of {list(WEIGHT_INITS)}"),
     ("item_embedding_init",   one_of(ITEM_EMBEDDING_INITS),              f"one of {list(ITEM_EMBEDDING_INITS)}"),
     ("embedding_init_std",    number(0, low_open=True),                  "a number > 0"),
+    ("svd_group_field",       optional_name,                             "~ (the user id) or a field name"),
     ("code_size",             integer(0),                                "an integer >= 0 (0: the item embeddings)"),
     # diffusion
     ("timesteps",             integer(1),                                "a positive integer"),
