@@ -6,7 +6,19 @@ from pathlib import Path
 
 import pytest
 
-import recbole_dreamrec  # noqa: F401  (applies the compatibility fixes before RecBole is used)
+import recbole_dreamrec  # (applies the compatibility fixes before RecBole is used)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: a test that takes long (several runs or processes); the quick loop is -m 'not slow'"
+    )
+
+
+def pytest_report_header(config):
+    """Which recbole_dreamrec the session tests: the source tree or (in CI) the installed package."""
+    return f"recbole_dreamrec {recbole_dreamrec.__version__} from {Path(recbole_dreamrec.__file__).parent}"
+
 
 ML_100K_INTER = Path(__import__("recbole").__file__).parent / "dataset_example" / "ml-100k" / "ml-100k.inter"
 TINY_USERS = 60

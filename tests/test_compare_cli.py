@@ -14,7 +14,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
 
 
 @pytest.mark.slow
-def test_compare_command_line_writes_runs_and_tables(tiny_config_dict, tmp_path, package_env):
+def test_compare_command_line_writes_runs_and_tables(tiny_config_dict, tmp_path, in_tmp_dir, package_env):
     config_file = tmp_path / "configs" / "tiny.yaml"
     config_file.parent.mkdir()
     config_file.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in tiny_config_dict.items()))  # epochs: 2

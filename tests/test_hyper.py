@@ -18,6 +18,7 @@ def fixed_config_file(tiny_config_dict, in_tmp_dir):
     return str(path)
 
 
+@pytest.mark.slow
 def test_two_trial_search_ranks_records_failure_and_writes_best_yaml(fixed_config_file, in_tmp_dir):
     params_file = in_tmp_dir / "space.hyper"
     params_file.write_text("uncond_prob choice [0.1,1.5]\n")  # 1.5 is invalid: that trial fails

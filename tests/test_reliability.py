@@ -63,6 +63,7 @@ def test_empty_after_filtering(tiny_config_dict, in_tmp_dir):
         tiny_run(tiny_config_dict, user_inter_num_interval="[100000,inf)")
 
 
+@pytest.mark.slow
 def test_non_finite_loss_names_epoch_and_batch_and_keeps_best_checkpoint(tiny_config_dict, in_tmp_dir, monkeypatch):
     real_loss = DreamRec.calculate_loss
     state = {"calls": 0, "nan_from": None}
@@ -85,6 +86,7 @@ def test_non_finite_loss_names_epoch_and_batch_and_keeps_best_checkpoint(tiny_co
     assert not list(Path(kept).parent.glob("*.partial"))
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tiny_config_dict, in_tmp_dir):
     a = tiny_run(tiny_config_dict, epochs=1)
     b = tiny_run(tiny_config_dict, epochs=1)
@@ -133,6 +135,7 @@ def assert_same_weights(a, b):
         torch.testing.assert_close(b[key], value, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tiny_config_dict, in_tmp_dir, monkeypatch):
     from recbole.trainer import Trainer
 
@@ -190,6 +193,7 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tiny_config_dict,
     assert Path(full["model_file"]).read_bytes() == best
 
 
+@pytest.mark.slow
 def test_early_stopping_writes_the_last_checkpoint_and_resumes_as_finished(tiny_config_dict, in_tmp_dir,
                                                                              monkeypatch):
     from recbole.trainer import Trainer
