@@ -1,6 +1,7 @@
 """RecBole's ``Config``, made to find the plugin's models and load the plugin's YAML files."""
 
 import logging
+import os
 
 import torch
 import torch.distributed as dist
@@ -29,7 +30,8 @@ class Config(RecBoleConfig):
     command lines read them.
 
     Multi-process runs (``local_rank`` set by :func:`recbole_dreamrec.quick_start.run`) use RecBole's NCCL/CUDA
-    set-up where CUDA is in use, and gloo on the CPU otherwise (RecBole hard-codes NCCL).
+    set-up where CUDA is in use (one GPU per process: :func:`check_gpus_for_processes`), and gloo on the CPU
+    otherwise (RecBole hard-codes NCCL).
     """
 
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
@@ -73,8 +75,12 @@ class Config(RecBoleConfig):
 
     def _init_device(self):
         settings = self.final_config_dict
-        uses_cuda = torch.cuda.is_available() and settings["use_gpu"] and str(settings["gpu_id"]) != ""
-        if "local_rank" not in settings or uses_cuda:
+        if "local_rank" not in settings:
+            return super()._init_device()
+        # as RecBole does, but before CUDA is first queried: the CUDA runtime reads the variable once, when it starts
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids(settings))
+        if uses_cuda(settings):
+            check_gpus_for_processes(settings, settings["nproc"])
             return super()._init_device()
         rank = settings["local_rank"] + settings["offset"]
         dist.init_process_group(
@@ -86,3 +92,36 @@ class Config(RecBoleConfig):
         settings.update(device=torch.device("cpu"), single_spec=False, gpu_id="")
         if settings["local_rank"] != 0:
             settings.update(state="error", show_progress=False, verbose=False)
+
+
+def gpu_ids(settings):
+    """The GPU ids named by ``gpu_id`` (``'0,1'``, ``0`` or, from RecBole's command line, ``(0, 1)``), as strings."""
+    gpu_id = settings["gpu_id"]
+    parts = gpu_id if isinstance(gpu_id, (tuple, list)) else str(gpu_id).split(",")
+    return [str(part).strip() for part in parts if str(part).strip()]
+
+
+def uses_cuda(settings):
+    """Whether a run with these settings trains on CUDA: a GPU is visible, ``use_gpu`` is on and ``gpu_id`` names one."""
+    return bool(settings["use_gpu"]) and bool(gpu_ids(settings)) and torch.cuda.is_available()
+
+
+def check_gpus_for_processes(settings, nproc):
+    """Raise ``ValueError`` when ``nproc`` processes on CUDA would have fewer GPUs than processes.
+
+    On CUDA every process gets its own GPU (RecBole's NCCL set-up puts process k on ``cuda:k`` of the ``gpu_id``
+    devices; NCCL refuses two processes on one GPU); on the CPU (gloo) any number of processes runs.
+    """
+    if nproc <= 1 or not uses_cuda(settings):
+        return
+    ids, visible = gpu_ids(settings), torch.cuda.device_count()
+    if len(ids) < nproc or visible < nproc:
+        found = f"gpu_id={','.join(ids)!r} names {len(ids)}"
+        if len(ids) >= nproc:
+            found += f" but {visible} visible here (torch.cuda.device_count())"
+        raise ValueError(
+            f"nproc={nproc} processes on CUDA need one GPU each, but {found} (NCCL, which RecBole uses on GPUs, "
+            f"refuses two processes on one GPU): pass --gpu_id={','.join(map(str, range(nproc)))} on a machine with "
+            f"{nproc} GPUs, --nproc={min(len(ids), visible)} to run one process per GPU, or --use_gpu=False to run "
+            "the processes on the CPU (gloo)"
+        )

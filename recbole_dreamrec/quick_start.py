@@ -1,8 +1,10 @@
 """Quick-start API: one training-and-evaluation path shared by the CLI, hyper-parameter tuning and the tests."""
 
+import os
 import sys
 from logging import getLogger
 
+import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
@@ -11,7 +13,7 @@ from recbole.quick_start import load_data_and_model  # noqa: F401  (re-exported:
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_dreamrec.checks import check_dataset_source, load_dataset
-from recbole_dreamrec.config import Config
+from recbole_dreamrec.config import Config, check_gpus_for_processes
 from recbole_dreamrec.trainer import instrument
 from recbole_dreamrec.utils import get_model, get_trainer
 
@@ -47,13 +49,16 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
 
     RecBole's multi-process path: each process trains on its share of every batch, gradients are all-reduced, and
     evaluation gathers every process's users. ``world_size`` processes in all (several machines: start this on
-    each with its ``group_offset``, the first machine's ``ip`` and a free ``port``). NCCL on CUDA, gloo on the CPU.
+    each with its ``group_offset``, the first machine's ``ip`` and a free ``port``). NCCL on CUDA, one GPU per
+    process (``gpu_id`` must name ``nproc`` GPUs, else a ``ValueError`` says what to pass); gloo on the CPU.
 
     Returns:
         dict: the result of rank 0 (as :func:`run_recbole_dreamrec`; ``config`` as a plain dict when nproc > 1).
     """
     if nproc == 1 and world_size <= 0:
         return run_recbole_dreamrec(model, dataset, config_file_list, config_dict, saved)
+    # bad settings and too few GPUs fail here, once, rather than in every process
+    check_gpus_for_processes(Config(model, dataset, config_file_list, config_dict).final_config_dict, nproc)
     world_size = nproc if world_size == -1 else world_size
     config_dict = {
         **(config_dict or {}),
@@ -69,6 +74,8 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
 
 
 def _run_rank(rank, model, dataset, config_file_list, config_dict, saved, queue):
+    if "OMP_NUM_THREADS" not in os.environ:  # share the cores: each process would otherwise start a thread per core
+        torch.set_num_threads(max(1, torch.get_num_threads() // config_dict["nproc"]))
     result = run_recbole_dreamrec(model, dataset, config_file_list, {**config_dict, "local_rank": rank}, saved)
     if rank == 0:
         queue.put({**result, "config": dict(result["config"].final_config_dict)})

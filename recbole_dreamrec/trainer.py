@@ -2,6 +2,7 @@
 run through the plugin gets on top of its RecBole trainer (:func:`instrument`): timings, a non-finite-loss guard
 that names the epoch and batch, atomic checkpoint writes, exact resume, and multi-process training on the CPU."""
 
+import copy
 import os
 import random
 import time
@@ -84,10 +85,24 @@ def _writes_checkpoints(trainer):
     return trainer.config["single_spec"] or trainer.config["local_rank"] == 0
 
 
+def _single_process_config(config):
+    """The config a checkpoint stores: a multi-process run's settings, made to reload in one process.
+
+    RecBole's ``load_data_and_model`` builds the dataloaders from the stored config, and a multi-process config
+    makes them ask for a process group that a later single process does not have.
+    """
+    if config["single_spec"]:
+        return config
+    stored = copy.copy(config)
+    stored.final_config_dict = {**config.final_config_dict, "single_spec": True, "local_rank": 0}
+    return stored
+
+
 class SafetyMixin:
     """Stop on a non-finite loss with the epoch and batch in the message (the best checkpoint so far is kept: it is
     only written after a validation), and write checkpoints atomically (a temporary file, then a rename), so an
-    interrupted write never leaves a truncated best checkpoint."""
+    interrupted write never leaves a truncated best checkpoint. A multi-process run's checkpoint stores its config
+    as a single process's, so that it reloads (``load_data_and_model``) and evaluates in one process."""
 
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
         self._epoch, self._batch = epoch_idx, 0
@@ -110,24 +125,79 @@ class SafetyMixin:
             return
         target = kwargs.pop("saved_model_file", self.saved_model_file)
         partial = f"{target}.partial"
-        super()._save_checkpoint(epoch, verbose=False, saved_model_file=partial, **kwargs)
+        config, self.config = self.config, _single_process_config(self.config)
+        try:
+            super()._save_checkpoint(epoch, verbose=False, saved_model_file=partial, **kwargs)
+        finally:
+            self.config = config
         os.replace(partial, target)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {target}")
 
 
+def rng_state(train_data):
+    """Every random state training draws from, in this process: torch (CPU and, once CUDA is in use, every CUDA
+    device), numpy, Python and the training dataloader's shuffling generator.
+
+    CUDA states are read only where CUDA has started: reading them would start it (a context on every visible GPU)
+    in a CPU run, whose CUDA generators draw nothing."""
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "train_loader": train_data.generator.get_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state, train_data, logger):
+    """Restore what :func:`rng_state` captured (CPU tensors, as ``torch.set_rng_state`` needs)."""
+    torch.set_rng_state(state["torch"].cpu())
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    train_data.generator.set_state(state["train_loader"].cpu())
+    cuda = state.get("cuda")
+    if cuda is None:
+        return
+    if torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    else:
+        logger.warning(
+            f"the resume file holds the random states of {len(cuda)} CUDA device(s), this process sees "
+            f"{torch.cuda.device_count() if torch.cuda.is_available() else 0}: CUDA random streams start afresh"
+        )
+
+
+def _rank_and_world_size(config):
+    if config["single_spec"] or not torch.distributed.is_initialized():
+        return 0, 1
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
 class ResumableMixin:
     """Keep a "last" checkpoint (``<best checkpoint>.last.pth``) that a later run resumes from to the same state.
 
-    At the start of every epoch after the first, the state after the previous epoch and its validation is written
-    (atomically): weights, optimizer, early-stopping state, best validation result, the best checkpoint's path and
-    every random state training draws from (torch, numpy, Python, the training dataloader's shuffling generator).
-    An interrupted run loses at most the epoch in progress; :meth:`resume` continues exactly where it stopped.
+    After every epoch and its validation (written just before the next epoch starts, and after the last epoch,
+    also when early stopping ends training), the state is written atomically: weights, optimizer, early-stopping
+    state, best validation result, the best checkpoint's path and every random state training draws from
+    (:func:`rng_state`). In a multi-process run every process has its own random streams: the states of all
+    processes are gathered into the one file (``rng``, indexed by global rank) and each process restores its own.
+    An interrupted run loses at most the epoch in progress; :meth:`resume` continues exactly where it stopped. A run
+    that stopped early, or one whose ``epochs`` are all done (unless ``epochs`` is raised), resumes as finished: no
+    further training, and the best checkpoint stays the one it had.
     """
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._resumable = (train_data, saved)
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        self._epoch_done = None
+        # resumed with nothing left to train: RecBole's fit would write the current weights over the best checkpoint
+        finished = getattr(self, "_resumed", False) and self.start_epoch >= self.epochs
+        result = super().fit(train_data, valid_data, verbose, saved and not finished, show_progress, callback_fn)
+        if saved and self._epoch_done is not None:
+            self._save_last_checkpoint(self._epoch_done, train_data, stopped_early=self._epoch_done + 1 < self.epochs)
+        return result
 
     @property
     def last_model_file(self):
@@ -135,15 +205,26 @@ class ResumableMixin:
         return f"{stem}.last.pth"
 
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
-        loader, saved = getattr(self, "_resumable", (None, False))
-        if saved and epoch_idx > self.start_epoch and _writes_checkpoints(self):
-            self._save_last_checkpoint(epoch_idx - 1, loader)
-        return super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
+        _, saved = getattr(self, "_resumable", (None, False))
+        if saved and getattr(self, "_epoch_done", None) is not None:
+            self._save_last_checkpoint(self._epoch_done, train_data)  # the previous epoch, with its validation
+        loss = super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
+        self._epoch_done = epoch_idx
+        return loss
 
-    def _save_last_checkpoint(self, epoch, train_data):
+    def _save_last_checkpoint(self, epoch, train_data, stopped_early=False):
+        """Write the last checkpoint; every process calls this (the random states of all are gathered)."""
+        _, world_size = _rank_and_world_size(self.config)
+        states = [rng_state(train_data)]
+        if world_size > 1:
+            states = [None] * world_size
+            torch.distributed.all_gather_object(states, rng_state(train_data))
+        if not _writes_checkpoints(self):
+            return
         state = {
-            "config": self.config,
+            "config": _single_process_config(self.config),
             "epoch": epoch,
+            "stopped_early": stopped_early,
             "cur_step": self.cur_step,
             "best_valid_score": self.best_valid_score,
             "best_valid_result": self.best_valid_result,
@@ -151,12 +232,7 @@ class ResumableMixin:
             "state_dict": self.model.state_dict(),
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-                "train_loader": train_data.generator.get_state(),
-            },
+            "rng": states,
         }
         partial = f"{self.last_model_file}.partial"
         torch.save(state, partial, pickle_protocol=4)
@@ -164,7 +240,8 @@ class ResumableMixin:
 
     def resume(self, last_model_file, train_data):
         """Continue from a last checkpoint: the next ``fit`` starts at the epoch after it, in the same state."""
-        checkpoint = torch.load(last_model_file, map_location=self.device, weights_only=False)
+        # on the CPU: random states must be CPU tensors; weights and optimizer state move to their parameters' device
+        checkpoint = torch.load(last_model_file, map_location="cpu", weights_only=False)
         if checkpoint["config"]["model"] != self.config["model"]:
             raise ValueError(
                 f"resume_file {last_model_file} holds a {checkpoint['config']['model']} run, not {self.config['model']}"
@@ -172,17 +249,26 @@ class ResumableMixin:
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.start_epoch = checkpoint["epoch"] + 1
+        self.start_epoch = self.epochs if checkpoint.get("stopped_early") else checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint["best_valid_result"]
         self.saved_model_file = checkpoint["best_model_file"]
-        rng = checkpoint["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
-        train_data.generator.set_state(rng["train_loader"])
-        self.logger.info(f"Resumed from {last_model_file}: training continues at epoch {self.start_epoch}")
+        self._resumed = True
+        states = checkpoint["rng"]
+        states = [states] if isinstance(states, dict) else states  # files from before per-process states
+        rank, world_size = _rank_and_world_size(self.config)
+        if len(states) == world_size:
+            set_rng_state(states[rank], train_data, self.logger)
+        elif self.start_epoch < self.epochs:
+            self.logger.warning(
+                f"resume_file {last_model_file} was written by a run of {len(states)} process(es), this one has "
+                f"{world_size}: random streams start afresh, so training will not match an uninterrupted run"
+            )
+        if self.start_epoch >= self.epochs:
+            self.logger.info(f"Resumed from {last_model_file}: training had finished; nothing left to train")
+        else:
+            self.logger.info(f"Resumed from {last_model_file}: training continues at epoch {self.start_epoch}")
 
 
 def instrument(trainer_class):

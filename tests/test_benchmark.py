@@ -5,6 +5,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from recbole_dreamrec.benchmark import compare
@@ -25,6 +26,7 @@ def write_yaml(path, data):
     return str(path)
 
 
+@pytest.mark.slow
 def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     shared = write_yaml(in_tmp_dir / "configs" / "tiny.yaml", {**tiny_config_dict, "epochs": 1})
     write_yaml(in_tmp_dir / "configs" / "models" / "DreamRec.yaml", {"guidance_weight": 3.0})

@@ -275,6 +275,38 @@ def test_mlp1_is_one_linear_layer_on_the_concatenation():
     assert isinstance(denoiser.net, torch.nn.Linear)
 
 
+def test_mlp2_values_by_hand():
+    """mlp2, computed in float64 from the module's own weights: the step embedding (sinusoids of t, then
+    Linear(H, 2H) - GELU - Linear(2H, H)), the concatenation [x_t, h, t_emb], then Linear(3H, 2H) - GELU -
+    Linear(2H, H). GELU is the exact one, x * (1 + erf(x / sqrt 2)) / 2."""
+    size = 4
+    torch.manual_seed(3)
+    denoiser = build_denoiser("mlp2", size)
+    with torch.no_grad():  # biases are zero at construction in DreamRec; give them values so they count
+        for module in denoiser.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.bias.uniform_(-0.5, 0.5)
+    weights = {name: p.detach().double().numpy() for name, p in denoiser.named_parameters()}
+    assert sorted(weights) == [
+        "net.0.bias", "net.0.weight", "net.2.bias", "net.2.weight",
+        "step_embedding.1.bias", "step_embedding.1.weight", "step_embedding.3.bias", "step_embedding.3.weight",
+    ]
+    gelu = np.vectorize(lambda v: v * (1 + math.erf(v / math.sqrt(2))) / 2)
+
+    def linear(name, v):
+        return v @ weights[f"{name}.weight"].T + weights[f"{name}.bias"]
+
+    x, h, t = torch.randn(3, size), torch.randn(3, size), torch.tensor([0, 7, 19])
+    frequencies = np.array([10000 ** (-k / (size // 2 - 1)) for k in range(size // 2)])
+    angles = t.double().numpy()[:, None] * frequencies[None, :]
+    sinusoids = np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+    t_emb = linear("step_embedding.3", gelu(linear("step_embedding.1", sinusoids)))
+    inputs = np.concatenate([x.double().numpy(), h.double().numpy(), t_emb], axis=1)
+    expected = linear("net.2", gelu(linear("net.0", inputs)))
+    assert expected.shape == (3, size)
+    np.testing.assert_allclose(denoiser(x, h, t).detach().double().numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_unknown_denoiser_raises():
     with pytest.raises(ValueError, match=r"denoiser_type must be one of \['mlp1', 'mlp2'\]"):
         build_denoiser("unet", 8)

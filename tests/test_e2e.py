@@ -1,10 +1,17 @@
 """End to end through the quick-start API and the CLI on a tiny slice of ml-100k: train, validate, test, reload."""
 
 import json
+import logging
+import math
+import os
+import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 
 from recbole_dreamrec import run_recbole_dreamrec
 from recbole_dreamrec.cli import main, parse_args
@@ -24,30 +31,74 @@ print(json.dumps({k: float(v) for k, v in result.items()}))
 
 
 @pytest.fixture(scope="module")
-def dreamrec_run(tiny_config_dict, tmp_path_factory):
-    import os
+def run_dir(tmp_path_factory):
+    """Where the module's DreamRec run writes ``log/`` and ``log_tensorboard/``."""
+    return tmp_path_factory.mktemp("run")
 
-    cwd = os.getcwd()
-    os.chdir(tmp_path_factory.mktemp("run"))
+
+@pytest.fixture(scope="module")
+def dreamrec_run_and_log(tiny_config_dict, run_dir):
+    """The module's DreamRec run and its log messages at INFO (under pytest, whose handlers are installed first,
+    RecBole's ``init_logger`` adds no handler of its own: the messages are collected here)."""
+    messages = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: messages.append(re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage()))
+    root = logging.getLogger()
+    level, cwd = root.level, os.getcwd()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    os.chdir(run_dir)
     try:
-        return run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict=tiny_config_dict)
+        result = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict=tiny_config_dict)
     finally:
         os.chdir(cwd)
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return result, messages
 
 
-def test_dreamrec_trains_validates_and_tests(dreamrec_run):
+@pytest.fixture(scope="module")
+def dreamrec_run(dreamrec_run_and_log):
+    return dreamrec_run_and_log[0]
+
+
+def test_dreamrec_trains_validates_and_tests(dreamrec_run, beats_random_scorer):
     assert METRICS <= set(dreamrec_run["test_result"])
     assert METRICS <= set(dreamrec_run["best_valid_result"])
-    assert 0.0 <= dreamrec_run["test_result"]["ndcg@10"] <= 1.0
+    beats_random_scorer(dreamrec_run["test_result"])
     assert dreamrec_run["best_valid_score"] == dreamrec_run["best_valid_result"]["ndcg@10"]
     assert dreamrec_run["config"]["eval_args"]["split"] == {"LS": "valid_and_test"}
+    # one target per user: recall@k is hit@k, and the metrics are ordered as their definitions order them
+    test = dreamrec_run["test_result"]
+    assert test["recall@10"] == test["hit@10"] and test["recall@20"] == test["hit@20"]
+    assert test["mrr@10"] <= test["ndcg@10"] <= test["hit@10"] <= test["hit@20"]
 
 
-def test_checkpoint_reloads_with_recbole_load_data_and_model(dreamrec_run, tmp_path):
+def test_item_embedding_norm_in_the_log_and_tensorboard(dreamrec_run_and_log, run_dir):
+    """The mean item-embedding norm after every epoch: in the epoch's log line and as the TensorBoard scalar, the same
+    values, the last one the norm of the final weights."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    dreamrec_run, messages = dreamrec_run_and_log
+    epoch_lines = [m for m in messages if re.match(r"epoch \d+ training", m)]
+    assert len(epoch_lines) == dreamrec_run["epochs_trained"] == 2
+    logged = [float(re.search(r"item emb norm: (\d+\.\d{4})$", line).group(1)) for line in epoch_lines]
+    (events,) = (run_dir / "log_tensorboard").iterdir()
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    scalars = accumulator.Scalars("Train/item_embedding_norm")
+    assert [scalar.step for scalar in scalars] == [0, 1]
+    assert logged == pytest.approx([scalar.value for scalar in scalars], abs=1e-4)  # the log prints 4 decimals
+    final = torch.load(dreamrec_run["last_model_file"], weights_only=False)["state_dict"]["item_embedding.weight"]
+    assert scalars[-1].value == pytest.approx(final[1:].norm(dim=-1).mean().item(), rel=1e-6)  # padding excluded
+
+
+def test_checkpoint_reloads_with_recbole_load_data_and_model(dreamrec_run, tmp_path, package_env):
     """A fresh process, RecBole's own loader: same test metrics as right after training."""
     out = subprocess.run(
         [sys.executable, "-c", RELOAD_AND_TEST, dreamrec_run["model_file"]],
         cwd=tmp_path,
+        env=package_env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -62,6 +113,8 @@ def test_recbole_baseline_through_the_same_entry_point(tiny_config_dict, in_tmp_
         model="SASRec", dataset="ml-100k-tiny", config_dict={**tiny_config_dict, "epochs": 1}, saved=False
     )
     assert METRICS <= set(result["test_result"])
+    test = result["test_result"]
+    assert test["recall@10"] == test["hit@10"] and test["mrr@10"] <= test["ndcg@10"] <= test["hit@10"]
     assert result["config"]["train_neg_sample_args"]["distribution"] == "none"  # CE model: no negatives
     assert result["config"]["eval_args"]["split"] == {"LS": "valid_and_test"}
 
@@ -74,6 +127,76 @@ def test_cli_runs_with_config_file_and_key_value_flags(tiny_config_dict, in_tmp_
     )
     assert result["config"]["sampler"] == "ddim" and result["config"]["epochs"] == 1
     assert METRICS <= set(result["test_result"])
+    # the same settings through the Python API: the same run, the same numbers
+    api = run_recbole_dreamrec("DreamRec", "ml-100k-tiny", config_dict={**tiny_config_dict, "epochs": 1, "sampler": "ddim"})
+    assert (result["best_valid_result"], result["test_result"]) == (api["best_valid_result"], api["test_result"])
+
+
+def test_cli_process_flags_reach_quick_start_run(monkeypatch):
+    import recbole_dreamrec.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "run", lambda **kwargs: calls.append(kwargs) or "result")
+    argv = ["-m", "SASRec", "--nproc=4", "--world_size=8", "--ip=10.0.0.1", "--port=6001", "--group_offset=4",
+            "--config_files", "a.yaml b.yaml", "--epochs=3"]
+    assert cli.main(argv) == "result"
+    assert calls[0] == {
+        "model": "SASRec", "dataset": "ml-100k", "config_file_list": ["a.yaml", "b.yaml"], "config_dict": {"epochs": "3"},
+        "nproc": 4, "world_size": 8, "ip": "10.0.0.1", "port": "6001", "group_offset": 4,
+    }
+    cli.main(["--nproc", "2"])  # two local processes, world size from nproc (run's -1)
+    assert {k: calls[1][k] for k in ("nproc", "world_size", "ip", "port", "group_offset")} == {
+        "nproc": 2, "world_size": -1, "ip": "localhost", "port": "5678", "group_offset": 0,
+    }
+
+
+def test_console_script_is_installed_and_prints_help(package_env):
+    from importlib.metadata import entry_points
+
+    (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "recbole-dreamrec"]
+    assert script.value == "recbole_dreamrec.cli:main" and script.load() is main
+    path = shutil.which("recbole-dreamrec", path=str(Path(sys.executable).parent)) or shutil.which("recbole-dreamrec")
+    assert path, "the recbole-dreamrec script is not installed next to this Python"
+    out = subprocess.run([path, "--help"], env=package_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for flag in ("--model", "--dataset", "--config_files", "--nproc", "--world_size", "--group_offset"):
+        assert flag in out.stdout
+
+
+def test_sampled_uni100_evaluation_ranks_as_the_full_sort_scores(tiny_config_dict, in_tmp_dir):
+    """``eval_args.mode: uni100`` through RecBole's loader and ``predict``: each user's target against 100 sampled
+    items. The metrics RecBole reports equal those of ranking the same candidates by ``full_sort_predict``."""
+    from recbole.quick_start import load_data_and_model
+    from recbole.utils import get_trainer, init_seed
+
+    settings = {
+        **tiny_config_dict, "epochs": 1, "eval_batch_size": 8192,  # all 60 users x 101 candidates in one batch
+        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "uni100"},
+    }
+    result = run_recbole_dreamrec("DreamRec", "ml-100k-tiny", config_dict=settings)
+    config, model, _, _, _, test_data = load_data_and_model(result["model_file"])
+    assert type(test_data).__name__ == "NegSampleEvalDataLoader" and test_data.times == 101
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    init_seed(config["seed"], config["reproducibility"])
+    reported = trainer.evaluate(test_data, load_best_model=False)
+    init_seed(config["seed"], config["reproducibility"])  # the same negative samples again
+    (batch,) = list(test_data)
+    interaction, row_user, positive_user, positive_item = batch
+    users = row_user.unique()
+    assert len(users) == 60 and positive_user.tolist() == users.tolist()
+    first_rows = torch.stack([(row_user == u).nonzero()[0, 0] for u in users])
+    with torch.no_grad():
+        scores = model.full_sort_predict(interaction[first_rows])  # [users n_items]
+    hits, ndcg = [], []
+    for u in users.tolist():
+        candidates = interaction[model.ITEM_ID][row_user == u]
+        assert len(candidates) == 101 and candidates[0] == positive_item[u]
+        candidates = candidates.unique()  # negatives are drawn with replacement; RecBole scores each item once
+        rank = 1 + int((scores[u, candidates] > scores[u, positive_item[u]]).sum())
+        hits.append(rank <= 10)
+        ndcg.append(1 / math.log2(rank + 1) if rank <= 10 else 0.0)
+    assert reported["hit@10"] == pytest.approx(sum(hits) / 60, abs=0.5e-4)  # RecBole rounds to 4 decimals
+    assert reported["ndcg@10"] == pytest.approx(sum(ndcg) / 60, abs=0.5e-4)
 
 
 def test_cli_defaults_and_extra_settings():

@@ -18,6 +18,7 @@ def fixed_config_file(tiny_config_dict, in_tmp_dir):
     return str(path)
 
 
+@pytest.mark.slow
 def test_two_trial_search_ranks_records_failure_and_writes_best_yaml(fixed_config_file, in_tmp_dir):
     params_file = in_tmp_dir / "space.hyper"
     params_file.write_text("uncond_prob choice [0.1,1.5]\n")  # 1.5 is invalid: that trial fails
@@ -34,6 +35,40 @@ def test_two_trial_search_ranks_records_failure_and_writes_best_yaml(fixed_confi
     assert "| 1 | ok | 0.1 |" in paths["markdown"].read_text()
     assert yaml.safe_load(paths["best_yaml"].read_text()) == {"uncond_prob": 0.1}
     assert "Valid result" in paths["recbole"].read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["random", "bayes"])
+def test_random_and_bayes_search_from_the_command_line(algo, fixed_config_file, in_tmp_dir, capsys):
+    import math
+
+    from recbole_dreamrec.hyper_cli import main
+    from recbole_dreamrec.quick_start import objective_function
+
+    params_file = in_tmp_dir / "space.hyper"
+    params_file.write_text("guidance_weight choice [0.0,3.0]\nlearning_rate loguniform -7,-5\n")
+    ranked, paths = main([
+        "--model", "DreamRec", "--dataset", "ml-100k-tiny", "--config_files", fixed_config_file,
+        "--params_file", str(params_file), "--algo", algo, "--max_evals", "2",
+        "--output_file", str(in_tmp_dir / "out" / "search.result"),
+    ])
+    assert [t["status"] for t in ranked] == ["ok", "ok"]  # max_evals trials, drawn from the space
+    for trial in ranked:
+        assert trial["params"]["guidance_weight"] in (0.0, 3.0)
+        assert math.exp(-7) <= trial["params"]["learning_rate"] <= math.exp(-5)
+    scores = [t["best_valid_score"] for t in ranked]
+    assert scores == sorted(scores, reverse=True)
+
+    # the best trial's numbers are those of a plain run with its parameters
+    best = ranked[0]
+    direct = objective_function({**best["params"], "model": "DreamRec", "dataset": "ml-100k-tiny"}, [fixed_config_file])
+    assert best["best_valid_score"] == direct["best_valid_score"]
+    assert best["test"] == {k: float(v) for k, v in direct["test_result"].items()}
+    assert yaml.safe_load(paths["best_yaml"].read_text()) == best["params"]
+    rows = list(csv.DictReader(open(paths["csv"])))
+    assert [(r["rank"], r["status"]) for r in rows] == [("1", "ok"), ("2", "ok")]
+    assert float(rows[0]["test_ndcg@10"]) == pytest.approx(best["test"]["ndcg@10"], abs=0.5e-4)
+    assert "| 1 | ok |" in capsys.readouterr().out  # the ranked table is printed
 
 
 def test_shipped_search_spaces_parse():

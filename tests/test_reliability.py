@@ -1,5 +1,6 @@
 """Bad input gives one clear error before training; NaN guard; same seed, same numbers; the download path."""
 
+import os
 import re
 import urllib.error
 import zipfile
@@ -62,6 +63,7 @@ def test_empty_after_filtering(tiny_config_dict, in_tmp_dir):
         tiny_run(tiny_config_dict, user_inter_num_interval="[100000,inf)")
 
 
+@pytest.mark.slow
 def test_non_finite_loss_names_epoch_and_batch_and_keeps_best_checkpoint(tiny_config_dict, in_tmp_dir, monkeypatch):
     real_loss = DreamRec.calculate_loss
     state = {"calls": 0, "nan_from": None}
@@ -84,6 +86,7 @@ def test_non_finite_loss_names_epoch_and_batch_and_keeps_best_checkpoint(tiny_co
     assert not list(Path(kept).parent.glob("*.partial"))
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tiny_config_dict, in_tmp_dir):
     a = tiny_run(tiny_config_dict, epochs=1)
     b = tiny_run(tiny_config_dict, epochs=1)
@@ -108,16 +111,31 @@ def test_download_runs_in_a_single_process_and_offline_failure_is_clear(tiny_dat
         return path
 
     monkeypatch.setattr(recbole_dataset, "download_url", fake_download)
-    result = run_recbole_dreamrec("DreamRec", "ml-1m", config_dict={
-        "data_path": str(tmp_path / "data"), "epochs": 1, "timesteps": 10, "sampling_steps": 5, "show_progress": False})
-    assert 0.0 <= result["test_result"]["ndcg@10"] <= 1.0  # no barrier crash (RecBole #2050)
+    settings = {"data_path": str(tmp_path / "data"), "epochs": 1, "timesteps": 10, "sampling_steps": 5,
+                "show_progress": False}
+    result = run_recbole_dreamrec("DreamRec", "ml-1m", config_dict=settings)  # no barrier crash (RecBole #2050)
     assert not torch.distributed.is_initialized()
+    # the download was unpacked where RecBole reads it: offline again, the next run reads it and scores the same
+    monkeypatch.setattr(recbole_dataset, "download_url", offline)
+    again = run_recbole_dreamrec("DreamRec", "ml-1m", config_dict=settings)
+    assert (again["best_valid_result"], again["test_result"]) == (result["best_valid_result"], result["test_result"])
 
 
 class Interrupted(Exception):
     pass
 
 
+def load(path):
+    return torch.load(path, weights_only=False)
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        torch.testing.assert_close(b[key], value, rtol=0, atol=0)
+
+
+@pytest.mark.slow
 def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tiny_config_dict, in_tmp_dir, monkeypatch):
     from recbole.trainer import Trainer
 
@@ -139,6 +157,13 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tiny_config_dict,
     settings = {"epochs": 4, "stopping_step": 10}
     full = tiny_run(tiny_config_dict, **settings)
 
+    # the last epoch writes its last checkpoint too: the final weights, after epoch 3 and its validation
+    final = load(full["last_model_file"])
+    assert final["epoch"] == 3 and final["stopped_early"] is False
+    assert final["best_valid_result"] == full["best_valid_result"]
+    assert_same_weights(finals[0], final["state_dict"])
+    assert len(final["rng"]) == 1  # one process, one set of random states
+
     real_train_epoch = Trainer._train_epoch
 
     def interrupt_at_epoch_2(self, train_data, epoch_idx, *args, **kwargs):
@@ -151,24 +176,221 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tiny_config_dict,
         tiny_run(tiny_config_dict, **settings)
     monkeypatch.setattr(Trainer, "_train_epoch", real_train_epoch)
     last = sorted(Path(tiny_config_dict["checkpoint_dir"]).glob("*.last.pth"), key=lambda p: p.stat().st_mtime)[-1]
-    assert torch.load(last, weights_only=False)["epoch"] == 1
+    assert last != Path(full["last_model_file"]) and load(last)["epoch"] == 1
 
     resumed = tiny_run(tiny_config_dict, **settings, resume_file=str(last))
     assert resumed["epochs_trained"] == 2  # epochs 2 and 3 only
     assert resumed["best_valid_result"] == full["best_valid_result"]
     assert resumed["test_result"] == full["test_result"]
-    for key, value in finals[0].items():
-        torch.testing.assert_close(finals[-1][key], value, rtol=0, atol=0)
+    assert_same_weights(finals[0], finals[-1])
+    assert resumed["last_model_file"] == str(last) and load(last)["epoch"] == 3
+
+    # resuming a finished run trains nothing and tests the best checkpoint it had, left as it was
+    best = Path(full["model_file"]).read_bytes()
+    again = tiny_run(tiny_config_dict, **settings, resume_file=full["last_model_file"])
+    assert again["epochs_trained"] == 0 and again["model_file"] == full["model_file"]
+    assert again["test_result"] == full["test_result"]
+    assert Path(full["model_file"]).read_bytes() == best
 
 
-def test_two_process_gloo_run_matches_one_process_in_order(tiny_config_dict, in_tmp_dir):
+@pytest.mark.slow
+def test_early_stopping_writes_the_last_checkpoint_and_resumes_as_finished(tiny_config_dict, in_tmp_dir,
+                                                                             monkeypatch):
+    from recbole.trainer import Trainer
+
+    # a falling validation score: epoch 0 is the best, epochs 1 and 2 count, training stops after epoch 2
+    scores = iter([0.5, 0.4, 0.3, 0.2, 0.1])
+
+    def falling(self, valid_data, show_progress=False):
+        score = next(scores)
+        return score, {"ndcg@10": score}
+
+    monkeypatch.setattr(Trainer, "_valid_epoch", falling)
+    settings = {"epochs": 10, "stopping_step": 1}
+    stopped = tiny_run(tiny_config_dict, **settings)
+    assert stopped["epochs_trained"] == 3
+    last = load(stopped["last_model_file"])
+    assert last["epoch"] == 2 and last["cur_step"] == 2 and last["stopped_early"] is True
+    assert load(stopped["model_file"])["epoch"] == 0
+
+    best = Path(stopped["model_file"]).read_bytes()
+    resumed = tiny_run(tiny_config_dict, **settings, resume_file=stopped["last_model_file"])
+    assert resumed["epochs_trained"] == 0
+    assert resumed["test_result"] == stopped["test_result"]
+    assert Path(stopped["model_file"]).read_bytes() == best
+
+
+@pytest.fixture
+def tiny_trainer(tiny_config_dict, in_tmp_dir):
+    """A DreamRec trainer on the tiny slice, built as a run builds it (no training)."""
+    from recbole.data import data_preparation
+
+    from recbole_dreamrec.checks import load_dataset
+    from recbole_dreamrec.trainer import instrument
+    from recbole_dreamrec.utils import get_trainer
+
+    config = Config("DreamRec", "ml-100k-tiny", config_dict=tiny_config_dict)
+    train_data, _, _ = data_preparation(config, load_dataset(config))
+    model = DreamRec(config, train_data._dataset)
+    trainer = instrument(get_trainer(config["MODEL_TYPE"], "DreamRec"))(config, model)
+    trainer._resumable = (train_data, True)
+    return trainer, train_data
+
+
+def test_resume_saves_and_restores_cuda_random_states(tiny_trainer, monkeypatch):
+    """Simulated CUDA: the last checkpoint holds every device's random state, and a resume on a CUDA device restores
+    them, and the CPU states, from the file (loaded to the CPU, where torch.set_rng_state needs them)."""
+    trainer, train_data = tiny_trainer
+    devices = [torch.tensor([1, 2, 3], dtype=torch.uint8), torch.tensor([4, 5, 6], dtype=torch.uint8)]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [d.clone() for d in devices])
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)  # a CPU run on a GPU machine: CUDA not started
+    trainer._save_last_checkpoint(0, train_data)
+    states = load(trainer.last_model_file)["rng"]
+    assert "cuda" not in states[0]  # and not started by reading its generators
+
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # a GPU run
+    cpu_state = torch.get_rng_state()
+    trainer._save_last_checkpoint(0, train_data)
+    states = load(trainer.last_model_file)["rng"]
+    states = states[0] if isinstance(states, list) else states  # this process's
+    assert [s.tolist() for s in states["cuda"]] == [[1, 2, 3], [4, 5, 6]]
+
+    restored = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    torch.rand(10)  # move the CPU stream on
+    trainer.device = torch.device("cuda", 0)  # the device of a GPU run
+    trainer.resume(trainer.last_model_file, train_data)
+    assert [[s.tolist() for s in states] for states in restored] == [[[1, 2, 3], [4, 5, 6]]]
+    assert torch.equal(torch.get_rng_state(), cpu_state) and trainer.start_epoch == 1
+
+
+def test_checkpoints_of_a_multi_process_run_reload_in_one_process(tiny_trainer):
+    trainer, train_data = tiny_trainer
+    trainer.config["single_spec"] = False  # as in process 0 of a multi-process run
+    try:
+        trainer._save_checkpoint(0)
+    finally:
+        trainer.config["single_spec"] = True
+    stored = load(trainer.saved_model_file)["config"]
+    assert stored["single_spec"] is True and stored["local_rank"] == 0
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_evaluates_like_one_process_and_resumes_every_process(tiny_config_dict, in_tmp_dir,
+                                                                                  beats_random_scorer):
+    """Two processes on the CPU (gloo): trains, evaluates as one process would, resumes exactly.
+
+    What differs between one and two processes: each process trains on half of every batch with its own random
+    streams (dropout, guidance dropping, diffusion steps and noise; seeded with seed + rank), so the weights are not
+    a one-process run's and the math bounds no difference between the two trainings' metrics. What must agree is the
+    evaluation of one checkpoint, which is compared here: the two-process run's test result against the same best
+    checkpoint evaluated in one process.
+    """
+    from recbole_dreamrec.evaluation import evaluate_checkpoint
     from recbole_dreamrec.quick_start import run
 
-    settings = {**tiny_config_dict, "epochs": 2}
-    single = run("DreamRec", "ml-100k-tiny", config_dict=settings)
-    double = run("DreamRec", "ml-100k-tiny", config_dict=settings, nproc=2, port="29517")
-    assert double["config"]["world_size"] == 2 and double["config"]["single_spec"] is False
-    assert str(double["config"]["device"]) == "cpu"
-    for metric in ("ndcg@10", "hit@10"):
-        assert 0.0 <= double["test_result"][metric] <= 1.0
-        assert abs(double["test_result"][metric] - single["test_result"][metric]) < 0.1
+    # one user per evaluation batch: DreamRec's sampler seeds its noise once per call, so a user's generation is then
+    # the same whichever process evaluates it and whichever users share its batch
+    settings = {**tiny_config_dict, "eval_batch_size": 1, "checkpoint_dir": str(in_tmp_dir / "saved")}
+    two = run("DreamRec", "ml-100k-tiny", config_dict={**settings, "epochs": 2}, nproc=2, port="29517")
+    assert two["config"]["world_size"] == 2 and two["config"]["single_spec"] is False
+    assert str(two["config"]["device"]) == "cpu" and two["epochs_trained"] == 2
+    beats_random_scorer(two["test_result"])
+
+    (one,) = evaluate_checkpoint(two["model_file"])  # the same checkpoint, one process
+    # RecBole averages the processes' metrics after rounding each to metric_decimal_place = 4 (Trainer._map_reduce).
+    # The 60 users split evenly (30 per process, no padding), so the per-process rounding moves the average by at most
+    # 0.5e-4 and the final rounding by 0.5e-4: the two results differ by at most 1e-4, one unit in the last place.
+    assert set(one) >= set(two["test_result"])
+    for metric, value in two["test_result"].items():
+        assert abs(value - one[metric]) <= 1e-4 + 1e-12, metric
+
+    # the last checkpoint holds each process's own random states; a resumed run continues every one of them and ends
+    # with the weights and random states of an uninterrupted run (evaluation draws from neither: its batch size may
+    # differ, but then the best epoch may too, so the test results are not compared)
+    last = load(two["last_model_file"])
+    assert last["epoch"] == 1 and len(last["rng"]) == 2
+    assert not torch.equal(last["rng"][0]["torch"], last["rng"][1]["torch"])
+    settings["eval_batch_size"] = tiny_config_dict["eval_batch_size"]
+    resumed = run("DreamRec", "ml-100k-tiny", config_dict={**settings, "epochs": 3,
+                                                           "resume_file": two["last_model_file"]}, nproc=2, port="29518")
+    full = run("DreamRec", "ml-100k-tiny", config_dict={**settings, "epochs": 3}, nproc=2, port="29519")
+    assert (resumed["epochs_trained"], full["epochs_trained"]) == (1, 3)
+    a, b = load(resumed["last_model_file"]), load(full["last_model_file"])
+    assert a["epoch"] == b["epoch"] == 2
+    assert_same_weights(a["state_dict"], b["state_dict"])
+    for rank in (0, 1):
+        for stream in ("torch", "train_loader"):
+            assert torch.equal(a["rng"][rank][stream], b["rng"][rank][stream]), (rank, stream)
+        assert a["rng"][rank]["numpy"][1].tolist() == b["rng"][rank]["numpy"][1].tolist()
+
+
+MULTI_PROCESS = {
+    "local_rank": 0, "nproc": 2, "world_size": 2, "offset": 0, "ip": "localhost", "port": "29599",
+}
+
+
+@pytest.fixture
+def fake_process_group(monkeypatch):
+    """Record process-group and CUDA device set-up instead of doing it; keep CUDA_VISIBLE_DEVICES as it was."""
+    calls = []
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append({"set_device": device}))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "unchanged")
+    return calls
+
+
+def fake_gpus(monkeypatch, count):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+
+
+def test_more_processes_than_gpus_fail_before_spawning_with_what_to_pass(tiny_config_dict, in_tmp_dir, monkeypatch):
+    import recbole_dreamrec.quick_start as quick_start
+
+    def no_spawn(*args, **kwargs):
+        raise AssertionError("spawned processes")
+
+    monkeypatch.setattr(quick_start.mp, "spawn", no_spawn)
+    fake_gpus(monkeypatch, 1)
+    with pytest.raises(ValueError, match=r"nproc=2 processes on CUDA need one GPU each, but gpu_id='0' names 1 "
+                                         r".*--gpu_id=0,1 .*--nproc=1 .*--use_gpu=False"):
+        quick_start.run("DreamRec", "ml-100k-tiny", config_dict=tiny_config_dict, nproc=2)
+    # two GPU ids on a machine with one GPU
+    with pytest.raises(ValueError, match=r"gpu_id='0,1' names 2 but 1 visible here"):
+        quick_start.run("DreamRec", "ml-100k-tiny", config_dict={**tiny_config_dict, "gpu_id": "0,1"}, nproc=2)
+
+
+def test_each_process_checks_its_gpus_too(tiny_config_dict, fake_process_group, monkeypatch):
+    fake_gpus(monkeypatch, 1)
+    with pytest.raises(ValueError, match=r"gpu_id='0' names 1 .*--use_gpu=False"):
+        Config("DreamRec", "ml-100k-tiny", config_dict={**tiny_config_dict, **MULTI_PROCESS, "gpu_id": "0"})
+    assert fake_process_group == []  # failed before joining the process group
+
+
+def test_process_device_set_up_on_gpus_and_on_the_cpu(tiny_config_dict, fake_process_group, monkeypatch):
+    def config(**settings):
+        return Config("DreamRec", "ml-100k-tiny", config_dict={**tiny_config_dict, **MULTI_PROCESS, **settings})
+
+    visible_at_first_query = []
+
+    def two_gpus():
+        visible_at_first_query.append(os.environ["CUDA_VISIBLE_DEVICES"])
+        return True
+
+    monkeypatch.setattr(torch.cuda, "is_available", two_gpus)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    on_gpus = config(gpu_id="2,3")  # one GPU per process: RecBole's NCCL set-up
+    assert visible_at_first_query[0] == "2,3"  # CUDA sees the chosen GPUs from its first query on
+    assert on_gpus["device"] == torch.device("cuda", 0) and on_gpus["single_spec"] is False
+    assert fake_process_group[0]["backend"] == "nccl" and fake_process_group[1] == {"set_device": 0}
+
+    fake_process_group.clear()
+    on_cpu = config(gpu_id="0", use_gpu=False)  # one GPU, two processes, on the CPU as the message suggests
+    assert on_cpu["device"] == torch.device("cpu") and fake_process_group[0]["backend"] == "gloo"
+
+    fake_process_group.clear()
+    fake_gpus(monkeypatch, 0)  # a machine without CUDA: gloo whatever gpu_id says
+    assert config(gpu_id="0")["device"] == torch.device("cpu") and fake_process_group[0]["backend"] == "gloo"
