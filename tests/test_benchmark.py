@@ -65,13 +65,16 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
 
     # a sampler seed equal to the config's reproduces the run's own evaluation; the seed reaches the sampler
     run = json.loads((out / "runs" / "DreamRec.json").read_text())
-    ddpm = {"sampler": "ddpm", "sampling_steps": 20, "ddim_eta": 1.0}
+    own = {key: run["config"][key] for key in ("sampler", "sampling_steps", "ddim_eta")}  # the run's own sampler
+    ddpm = {"sampler": "ddpm", "sampling_steps": 20, "ddim_eta": 1.0}  # fresh noise at every step
     (as_saved,) = evaluate_checkpoint(run["model_file"])
-    same, other = evaluate_checkpoint(
-        run["model_file"], [{**ddpm, "sampling_seed": run["config"]["seed"]}, {**ddpm, "sampling_seed": 12345}]
+    same, ddpm_own_seed, ddpm_other_seed = evaluate_checkpoint(
+        run["model_file"],
+        [{**own, "sampling_seed": run["config"]["seed"]}, {**ddpm, "sampling_seed": run["config"]["seed"]},
+         {**ddpm, "sampling_seed": 12345}],
     )
     assert same["ndcg@20"] == as_saved["ndcg@20"] and same["hit@20"] == as_saved["hit@20"]
-    assert other["mrr@20"] != as_saved["mrr@20"]
+    assert ddpm_other_seed["mrr@20"] != ddpm_own_seed["mrr@20"]
     assert (out / "speed.png").read_bytes()[:4] == b"\x89PNG"
 
     # seen-item masking: ml-100k has no repeated ratings, so masking never hides a target and can only lift a hit

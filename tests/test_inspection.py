@@ -109,6 +109,6 @@ def test_readout_cli_table(checkpoints, tmp_path):
         ("exact (one dimension per item)", rows[0]["dim"]), ("random N(0, 1)", 8), ("svd", 8),
         ("random N(0, 1)", 16), ("svd", 16),
     ]
-    assert rows[5]["codes"] == "DreamRec checkpoint's item embeddings" and rows[5]["dim"] == 64
+    assert rows[5]["codes"] == "DreamRec checkpoint's item codes" and rows[5]["dim"] == 64
     assert all(0.0 <= r["ndcg@10"] <= r["hit@10"] <= 1.0 for r in rows)
     assert out.read_text().startswith("| codes | dim | test ndcg@10 | test hit@10 |")
