@@ -8,6 +8,7 @@ import torch
 from recbole_dreamrec import run_recbole_dreamrec
 from recbole_dreamrec.inspection import Inspector, inspect_users, nearest_items
 from recbole_dreamrec.inspection_cli import main
+from recbole_dreamrec.model.samplers import build_sampler
 from recbole_dreamrec.readout import readout_scores
 
 
@@ -112,3 +113,24 @@ def test_readout_cli_table(checkpoints, tmp_path):
     assert rows[5]["codes"] == "DreamRec checkpoint's item codes" and rows[5]["dim"] == 64
     assert all(0.0 <= r["ndcg@10"] <= r["hit@10"] <= 1.0 for r in rows)
     assert out.read_text().startswith("| codes | dim | test ndcg@10 | test hit@10 |")
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_metrics_do_not_depend_on_eval_batch_size(checkpoints, sampler):
+    from recbole.data.dataloader import FullSortEvalDataLoader
+    from recbole.utils import get_trainer, init_seed
+
+    from recbole_dreamrec.quick_start import load_data_and_model
+
+    config, model, _, _, _, test_data = load_data_and_model(checkpoints["DreamRec"])
+    if sampler == "ddpm":
+        model.sampler = build_sampler("ddpm", model.diffusion, 1, 1.0)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    results = {}
+    for batch_size in (1, 7, 4096):
+        config["eval_batch_size"] = batch_size
+        loader = FullSortEvalDataLoader(config, test_data._dataset, test_data._sampler, shuffle=False)
+        init_seed(batch_size, True)  # a different global random state each time: it must not matter either
+        results[batch_size] = trainer.evaluate(loader, load_best_model=False)
+    assert results[1] == results[7] == results[4096]
+    assert results[1]["hit@20"] > 0  # a real ranking, not an empty evaluation
