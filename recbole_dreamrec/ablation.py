@@ -13,7 +13,6 @@ Selection is on the validation columns only; the test columns are reported, neve
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -74,9 +73,7 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
             record = run_model(model, dataset, list(config_file_list), settings_run)
             record.update(variant=name, seed=seed, settings=settings)
             record["valid_metric"] = str((record.get("config") or {}).get("valid_metric", "")).lower() or None
-            record.pop("config", None)
-            if record.get("model_file"):  # the best checkpoint, for evaluating other readouts of the same model
-                record["model_file"] = os.path.relpath(record["model_file"])
+            record.pop("config", None)  # model_file stays (already relative): readouts re-evaluate the checkpoint
             atomic_write_text(path, json.dumps(record, indent=1))
             status = record["status"] if record["status"] != "ok" else f"test {metrics[0]} {record['test'][metrics[0]]:.4f}"
             log(f"[{n}/{total}] {name} seed {seed}: {status} in {record['wall_seconds']:.0f}s")
@@ -155,9 +152,10 @@ def evaluate_readouts(out_dir, variant, metrics, readouts=READOUTS, log=print):
     ``readouts-<variant>.{md,csv}`` and returns the rows."""
     from recbole_dreamrec.evaluation import evaluate_checkpoint  # loads RecBole's quick start: only when used
 
+    runs = [r for r in finished_runs(out_dir) if r["variant"] == variant]
     rows = []
-    for record in finished_runs(out_dir):
-        if record["variant"] != variant or record["status"] != "ok":
+    for record in runs:
+        if record["status"] != "ok":
             continue
         settings = [{k: v for k, v in r.items() if k != "name"} for r in readouts]
         results = {split: evaluate_checkpoint(record["model_file"], settings, split) for split in ("valid", "test")}
@@ -165,7 +163,7 @@ def evaluate_readouts(out_dir, variant, metrics, readouts=READOUTS, log=print):
             rows.append([readout["name"], record["seed"], f"{valid[record['valid_metric']]:.4f}"]
                         + [f"{test[m]:.4f}" for m in metrics] + [f"{test['seconds']:.1f}"])
             log(f"{variant} seed {record['seed']}: {rows[-1]}")
-    valid_metric = next((r["valid_metric"] for r in finished_runs(out_dir) if r["variant"] == variant), "valid")
+    valid_metric = next((r["valid_metric"] for r in runs), "valid")
     header = ["readout", "seed", f"valid {valid_metric}"] + [f"test {m}" for m in metrics] + ["test eval s"]
     write_table(Path(out_dir) / f"readouts-{variant}.md", Path(out_dir) / f"readouts-{variant}.csv", header, rows,
                 before=[f"# Readouts of the `{variant}` checkpoints (same weights, only the generation differs)", ""],
