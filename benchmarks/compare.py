@@ -4,8 +4,10 @@
         --config_files benchmarks/configs/ml-100k.yaml
 
 Per-model overrides live in ``<config dir>/models/<Model>.yaml``. Results: ``benchmarks/results/<dataset>/``.
-Re-running skips finished models; ``--redo SASRec`` (or ``--redo all``) runs them again. Any further
-``--key=value`` applies to every model (e.g. ``--epochs=1`` for a smoke run, ``--data_path=DIR``).
+Re-running skips finished models and continues an interrupted one from its last checkpoint (same command, same
+settings: ``runs/<Model>.progress.json`` says where it stopped); ``--redo SASRec`` (or ``--redo all``) runs them
+again from the start. A progress line after every validation gives the epoch, the elapsed time and the time left.
+Any further ``--key=value`` applies to every model (e.g. ``--epochs=1`` for a smoke run, ``--data_path=DIR``).
 """
 
 import argparse

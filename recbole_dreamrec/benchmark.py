@@ -1,12 +1,17 @@
 """Side-by-side runs: several models, one dataset, one shared setting, one table.
 
 Each finished model is written at once and atomically to ``<out>/runs/<Model>.json``; a later run skips models
-already there (unless asked to redo them), so an interrupted comparison loses at most the model in progress.
-Tables (Markdown, CSV) and a bar chart (PNG) are rebuilt from the finished runs after every model. Paths in the
-records are written relative to the working directory (RecBole's bundled datasets as ``<recbole>/...``), so the
-records of a checkout mean the same on another machine.
+already there (unless asked to redo them). A model in progress writes ``<out>/runs/<Model>.progress.json`` after
+every validation (its last checkpoint, the validation curve with the seconds each epoch took, the wall-clock seconds
+so far); the same command run again continues it from its last checkpoint (:meth:`ResumableMixin.resume
+<recbole_dreamrec.trainer.ResumableMixin.resume>`), so an interrupted comparison loses at most the epoch in progress,
+and the resumed model ends as an uninterrupted one would. Tables (Markdown, CSV), a bar chart and the anytime plot
+(validation metric against training seconds) are rebuilt after every model. Paths in the records are written
+relative to the working directory (RecBole's bundled datasets as ``<recbole>/...``), so the records of a checkout
+mean the same on another machine.
 """
 
+import hashlib
 import json
 import os
 import platform
@@ -36,12 +41,15 @@ def machine_info():
     return {"device": device, "platform": platform.platform(), "torch": torch.__version__}
 
 
-def run_model(model, dataset, config_file_list, config_dict):
-    """Train and test one model; a record of what it scored, what it cost and the exact config it ran with."""
+def run_model(model, dataset, config_file_list, config_dict, progress=None):
+    """Train and test one model; a record of what it scored, what it cost and the exact config it ran with.
+
+    ``progress`` (optional) is passed to :func:`~recbole_dreamrec.quick_start.run_recbole_dreamrec`.
+    """
     start = time.perf_counter()
     record = {"model": model, "dataset": dataset, "config_files": list(config_file_list)}
     try:
-        result = run_recbole_dreamrec(model, dataset, config_file_list, dict(config_dict))
+        result = run_recbole_dreamrec(model, dataset, config_file_list, dict(config_dict), progress=progress)
     except Exception as error:  # one broken model must not end the comparison
         record.update(status="failed", error=f"{type(error).__name__}: {error}")
     else:
@@ -58,6 +66,106 @@ def run_model(model, dataset, config_file_list, config_dict):
         )
     record.update(wall_seconds=time.perf_counter() - start, machine=machine_info(), finished=time.strftime("%F %T"))
     return portable(record)
+
+
+def settings_fingerprint(model, dataset, config_file_list, config_dict):
+    """A digest of everything a run's settings come from: an unfinished run is continued only under the same one."""
+    digest = hashlib.sha256(json.dumps([model, dataset, plain(config_dict or {})], sort_keys=True).encode())
+    for path in config_file_list:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def duration(seconds):
+    """``seconds`` as a short human-readable duration: ``45s``, ``12m05s``, ``3h07m``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+    """One model's run inside :func:`compare`: its ``<Model>.progress.json`` and its progress lines.
+
+    Called by the trainer after every validation (``progress(trainer, epoch_idx, valid_score)``): appends the
+    epoch to the validation curve (``history``: epoch, training and validation seconds, the validation score),
+    writes the progress file atomically, and logs a line with the epoch, the best score, the elapsed wall-clock time
+    and the time left: at least until early stopping if the score does not improve again, at most until the epoch
+    budget. A resumed run first drops the epochs its last checkpoint does not hold (an epoch whose validation was
+    recorded just before the interruption is trained again).
+    """
+
+    def __init__(self, path, model, fingerprint, log, before=None):
+        self.path, self.model, self.fingerprint, self.log = Path(path), model, fingerprint, log
+        before = before or {}
+        self.history = list(before.get("history", []))
+        self.wall_before = before.get("wall_seconds", 0.0)  # earlier sessions of this run
+        self.sessions = before.get("sessions", 0) + 1
+        self.last_model_file = before.get("last_model_file")
+        self.epoch_budget = before.get("epoch_budget")  # the trainer's (RecBole trains memory-based models once)
+        self.start = time.perf_counter()
+        self._seen_train = self._seen_eval = 0  # the trainer's timings already in the history
+        self._first_call = True
+
+    @classmethod
+    def load(cls, path):
+        """The progress file's content, or ``None`` (absent or unreadable)."""
+        try:
+            return json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def wall_seconds(self):
+        return self.wall_before + time.perf_counter() - self.start
+
+    def __call__(self, trainer, epoch_idx, valid_score):
+        if self._first_call:
+            self._first_call = False
+            self.history = [h for h in self.history if h["epoch"] < trainer.start_epoch]
+        train_seconds = sum(trainer.train_epoch_seconds[self._seen_train:])
+        valid_seconds = sum(trainer.eval_seconds[self._seen_eval:])
+        self._seen_train, self._seen_eval = len(trainer.train_epoch_seconds), len(trainer.eval_seconds)
+        self.history.append({"epoch": epoch_idx, "train_seconds": train_seconds, "valid_seconds": valid_seconds,
+                             "valid_score": float(valid_score)})
+        self.last_model_file, self.epoch_budget = trainer.last_model_file, trainer.epochs
+        self.write()
+        self.log(self.line(trainer, epoch_idx))
+
+    def write(self):
+        state = {"model": self.model, "fingerprint": self.fingerprint, "last_model_file": self.last_model_file,
+                 "wall_seconds": self.wall_seconds, "sessions": self.sessions, "epoch_budget": self.epoch_budget,
+                 "history": self.history}
+        atomic_write_text(self.path, json.dumps(portable(state), indent=1))
+
+    def line(self, trainer, epoch_idx):
+        per_epoch = sum(h["train_seconds"] + h["valid_seconds"] for h in self.history) / (epoch_idx + 1)
+        patience_left = max(0, trainer.stopping_step + 1 - trainer.cur_step) * max(1, trainer.eval_step)
+        budget_left = trainer.epochs - epoch_idx - 1
+        metric = trainer.config["valid_metric"].lower()
+        return (
+            f"{self.model}: epoch {epoch_idx + 1}/{trainer.epochs}, valid {metric} {self.history[-1]['valid_score']:.4f}"
+            f" (best {trainer.best_valid_score:.4f}, {trainer.cur_step} without gain), {per_epoch:.0f}s/epoch, "
+            f"elapsed {duration(self.wall_seconds)}, left {duration(min(patience_left, budget_left) * per_epoch)}"
+            f" (no further gain) to {duration(budget_left * per_epoch)} (epoch budget)"
+        )
+
+    def finish(self, record):
+        """Fold the run's whole history (every session) into its record."""
+        record.update(wall_seconds=self.wall_before + record["wall_seconds"], sessions=self.sessions)
+        if record["status"] == "ok" and self.history:
+            record.update(
+                history=self.history,
+                epochs_trained=self.history[-1]["epoch"] + 1,
+                epoch_budget=self.epoch_budget,
+                train_seconds=sum(h["train_seconds"] for h in self.history),
+                valid_seconds=sum(h["valid_seconds"] for h in self.history),
+                stopped_early=self.history[-1]["epoch"] + 1 < self.epoch_budget,
+            )
+            record["train_seconds_per_epoch"] = record["train_seconds"] / len(self.history)
+        return record
 
 
 def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(), log=print, metrics=TABLE_METRICS):
@@ -90,16 +198,53 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
             records.append(json.loads(run_file.read_text()))
             continue
         files = list(config_file_list) + [f for f in [model_override_file(config_dir, model)] if f]
-        log(f"[{n}/{len(models)}] {model}: running with {files} (elapsed {time.perf_counter() - start:.0f}s)")
-        record = run_model(model, dataset, files, config_dict or {})
+        progress = start_progress(out_dir, model, dataset, files, config_dict, model in redo, log)
+        settings = dict(config_dict or {})
+        if progress.last_model_file:
+            settings["resume_file"] = progress.last_model_file
+            log(f"[{n}/{len(models)}] {model}: continuing from {progress.last_model_file} "
+                f"({len(progress.history)} epochs validated, {duration(progress.wall_before)} so far)")
+        log(f"[{n}/{len(models)}] {model}: running with {files} (elapsed {duration(time.perf_counter() - start)})")
+        try:
+            record = progress.finish(run_model(model, dataset, files, settings, progress=progress))
+        except KeyboardInterrupt:
+            log(f"[{n}/{len(models)}] {model}: interrupted; the same command continues it from its last checkpoint")
+            raise
         if record["status"] == "ok":
             atomic_write_text(out_dir / "configs" / f"{model}.yaml", yaml.safe_dump(record["config"], sort_keys=True))
         atomic_write_text(run_file, json.dumps(record, indent=1))
+        progress.path.unlink(missing_ok=True)
         log(f"[{n}/{len(models)}] {model}: {record['status']} in {record['wall_seconds']:.0f}s")
         records.append(record)
-        write_tables(records, out_dir, dataset, metrics)
-    write_tables(records, out_dir, dataset, metrics)
+        write_tables(with_other_runs(records, out_dir), out_dir, dataset, metrics)
+    write_tables(with_other_runs(records, out_dir), out_dir, dataset, metrics)
     return records
+
+
+def with_other_runs(records, out_dir):
+    """``records`` followed by the other finished runs in ``out_dir/runs`` (by name): the tables show every model
+    of the folder, also when several comparisons share it (e.g. two commands running side by side)."""
+    named = {r["model"] for r in records}
+    others = [json.loads(p.read_text()) for p in sorted(Path(out_dir, "runs").glob("*.json"))
+              if not p.name.endswith(".progress.json") and p.stem not in named]
+    return list(records) + others
+
+
+def start_progress(out_dir, model, dataset, files, config_dict, redo, log):
+    """The :class:`Progress` of ``model``'s run: continuing an unfinished one under the same settings (its last
+    checkpoint still there), else a new one."""
+    path = Path(out_dir) / "runs" / f"{model}.progress.json"
+    fingerprint = settings_fingerprint(model, dataset, files, config_dict)
+    before = None if redo else Progress.load(path)
+    if before is not None:
+        last = before.get("last_model_file")
+        if before.get("fingerprint") != fingerprint:
+            log(f"{model}: the settings changed since the unfinished run in {path}; starting afresh")
+            before = None
+        elif not last or not Path(last).is_file():
+            log(f"{model}: the last checkpoint of the unfinished run ({last}) is gone; starting afresh")
+            before = None
+    return Progress(path, model, fingerprint, log, before)
 
 
 def valid_metric(records):
@@ -112,16 +257,19 @@ def valid_metric(records):
 
 def table_rows(records, metrics=TABLE_METRICS):
     selected_on = valid_metric(records)
-    header = ["model", "status", "epochs", "s/epoch", "eval s", "params"]
+    header = ["model", "status", "epochs", "stopped by", "s/epoch", "train+valid s", "eval s", "params"]
     header += [f"valid {selected_on}"] + [f"test {m}" for m in metrics]
     rows = []
     for r in records:
         if r["status"] != "ok":
             rows.append([r["model"], "failed: " + r["error"][:80]] + [""] * (len(header) - 2))
             continue
+        stopped = {True: "early stopping", False: f"epoch budget ({r.get('epoch_budget')})"}
+        stopped = stopped.get(r.get("stopped_early"), "")
+        spent = r["train_seconds"] + r["valid_seconds"] if "train_seconds" in r else None
         rows.append(
-            [r["model"], "ok", r["epochs_trained"], _num(r["train_seconds_per_epoch"], 1), _num(r["eval_seconds"], 2),
-             r["num_params"], _num(r["best_valid"].get(selected_on))]
+            [r["model"], "ok", r["epochs_trained"], stopped, _num(r["train_seconds_per_epoch"], 1), _num(spent, 0),
+             _num(r["eval_seconds"], 2), r["num_params"], _num(r["best_valid"].get(selected_on))]
             + [_num(r["test"].get(m)) for m in metrics]
         )
     return header, rows
@@ -132,7 +280,8 @@ def _num(value, digits=4):
 
 
 def write_tables(records, out_dir, dataset, metrics=TABLE_METRICS):
-    """``results.md``, ``results.csv`` and ``results.png`` (the first two test metrics by model) in ``out_dir``."""
+    """``results.md``, ``results.csv``, ``results.png`` (the first two test metrics by model) and ``anytime.png``
+    (the validation curves of finished and unfinished runs, where any has one) in ``out_dir``."""
     out_dir = Path(out_dir)
     header, rows = table_rows(records, metrics)
     machines = sorted({r["machine"]["device"] for r in records})
@@ -145,6 +294,40 @@ def write_tables(records, out_dir, dataset, metrics=TABLE_METRICS):
         after=["", f"Machine: {', '.join(machines)}. Configs: `configs/<Model>.yaml`; raw records: `runs/`."],
     )
     plot_bars([r for r in records if r["status"] == "ok"], out_dir / "results.png", dataset, metrics[:2])
+    finished = {r["model"] for r in records}
+    curves = [(r["model"], r["history"], True) for r in records if r["status"] == "ok" and r.get("history")]
+    for path in sorted((out_dir / "runs").glob("*.progress.json")):
+        state = Progress.load(path)
+        if state and state.get("history") and state.get("model") not in finished:
+            curves.append((state["model"], state["history"], False))
+    if curves:
+        plot_anytime(curves, out_dir / "anytime.png", dataset, valid_metric(records))
+
+
+def anytime_curve(history):
+    """Cumulative training seconds (validations included) at each validated epoch, and the validation scores."""
+    seconds, spent = [], 0.0
+    for h in history:
+        spent += h["train_seconds"] + h["valid_seconds"]
+        seconds.append(spent)
+    return seconds, [h["valid_score"] for h in history]
+
+
+def plot_anytime(curves, path, dataset, metric):
+    """Validation metric against training seconds (log scale), a line per model; unfinished runs dashed."""
+    fig = new_figure(figsize=(6.5, 4))
+    ax = fig.subplots()
+    for model, history, done in curves:
+        seconds, scores = anytime_curve(history)
+        ax.plot(seconds, scores, "-" if done else "--", marker=".", label=model if done else f"{model} (unfinished)")
+    ax.set_xscale("log")
+    ax.set_xlabel("training seconds, validations included (log scale)")
+    ax.set_ylabel(f"valid {metric.replace('ndcg', 'NDCG').replace('hit', 'HR')}")
+    ax.set_title(f"{dataset}: validation quality per unit of compute")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def plot_bars(records, path, dataset, metrics=("ndcg@10", "hit@10")):

@@ -18,7 +18,7 @@ from recbole_dreamrec.trainer import instrument
 from recbole_dreamrec.utils import get_model, get_trainer
 
 
-def run_recbole_dreamrec(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+def run_recbole_dreamrec(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, progress=None):
     r"""Train a model (DreamRec or any RecBole model) on a dataset, evaluate it, and return the results.
 
     Args:
@@ -27,11 +27,14 @@ def run_recbole_dreamrec(model=None, dataset=None, config_file_list=None, config
         config_file_list (list, optional): Config files used to modify experiment parameters.
         config_dict (dict, optional): Parameters dictionary used to modify experiment parameters.
         saved (bool, optional): Whether to save the best model and test it. Defaults to ``True``.
+        progress (callable, optional): Called as ``progress(trainer, epoch_idx, valid_score)`` after every
+            validation (the trainer's timings, ``start_epoch`` and early-stopping state are read from it).
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``, ``model_file``
         (the best checkpoint, or ``None``), ``last_model_file`` (for ``resume_file``), ``config``, and the cost: ``num_params``, ``epochs_trained``,
-        ``train_seconds_per_epoch`` (mean), ``eval_seconds`` (the final test evaluation).
+        ``train_seconds_per_epoch`` (mean), ``eval_seconds`` (the final test evaluation). A resumed run counts
+        and times only the epochs it trained itself.
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     check_dataset_source(config)  # a missing dataset is refused before the log (and its config dump) starts
@@ -40,7 +43,7 @@ def run_recbole_dreamrec(model=None, dataset=None, config_file_list=None, config
     logger = getLogger()
     logger.info(sys.argv)
     logger.info(config)
-    return _train_and_test(config, saved=saved, verbose=True)
+    return _train_and_test(config, saved=saved, verbose=True, progress=progress)
 
 
 def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, nproc=1, world_size=-1,
@@ -91,7 +94,7 @@ def objective_function(config_dict=None, config_file_list=None, saved=True):
     return _train_and_test(config, saved=saved, verbose=False)
 
 
-def _train_and_test(config, saved, verbose):
+def _train_and_test(config, saved, verbose, progress=None):
     logger = getLogger()
 
     # dataset filtering and splitting
@@ -109,8 +112,9 @@ def _train_and_test(config, saved, verbose):
     if config["resume_file"]:
         trainer.resume(config["resume_file"], train_data)
     show_progress = config["show_progress"] and verbose
+    callback = None if progress is None else (lambda epoch_idx, valid_score: progress(trainer, epoch_idx, valid_score))
     best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress
+        train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress, callback_fn=callback
     )
     if not config["single_spec"]:
         dist.barrier()  # every process tests the best checkpoint rank 0 has finished writing

@@ -53,8 +53,11 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     compare(["DreamRec", "SASRec"], "ml-100k-tiny", [shared], out, log=logs.append)
     assert sum("skipped" in line for line in logs) == 2
     assert (out / "runs" / "DreamRec.json").stat().st_mtime_ns == before
+    logs.clear()
     compare(["SASRec"], "ml-100k-tiny", [shared], out, redo=["SASRec"], log=logs.append)
-    assert "running" in logs[-2]
+    assert logs[0].startswith("[1/1] SASRec: running with") and logs[-1].startswith("[1/1] SASRec: ok in")
+    table = (out / "results.md").read_text()  # every finished run of the folder, the command's models first
+    assert table.index("| SASRec | ok |") < table.index("| DreamRec | ok |") < table.index("| NoSuchModel | failed")
 
     # the speed benchmark reads the same runs: one row for SASRec, ddpm, and each DDIM K
     load_script("speed").main(["--results", str(out), "--steps", "2,5", "--noise_seeds", "3"])
@@ -119,3 +122,79 @@ def test_ablation_runs_variants_and_seeds_resumes_and_evaluates_readouts(tiny_co
     ddim20 = next(r for r in rows if r[0] == "ddim K=20" and r[1] == "1")
     direct = evaluate_checkpoint(records[0]["model_file"], [{"sampler": "ddim", "sampling_steps": 20, "ddim_eta": 0.0}])
     assert ddim20[3] == f"{direct[0]['hit@10']:.4f}"
+
+
+def test_compare_continues_an_interrupted_model_to_the_same_result(tiny_config_dict, in_tmp_dir):
+    """Stopped after its second validation and run again with the same command, a model ends as an uninterrupted
+    run does: the same validation curve, best validation and test result, every epoch counted once."""
+    shared = write_yaml(in_tmp_dir / "configs" / "tiny.yaml", {**tiny_config_dict, "epochs": 3, "stopping_step": 10})
+    full = compare(["DreamRec"], "ml-100k-tiny", [shared], in_tmp_dir / "full",
+                   config_dict={"checkpoint_dir": str(in_tmp_dir / "saved-full")}, log=lambda line: None)[0]
+
+    out, settings, logs = in_tmp_dir / "stopped", {"checkpoint_dir": str(in_tmp_dir / "saved-stopped")}, []
+
+    def interrupt_at_second_epoch(line):
+        logs.append(line)
+        if "epoch 2/3" in line:  # after the progress file has the epoch, before its last checkpoint is written
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compare(["DreamRec"], "ml-100k-tiny", [shared], out, config_dict=settings, log=interrupt_at_second_epoch)
+    assert "interrupted; the same command continues it" in logs[-1]
+    assert not (out / "runs" / "DreamRec.json").exists()
+    state = json.loads((out / "runs" / "DreamRec.progress.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [0, 1] and Path(state["last_model_file"]).is_file()
+    assert "epoch 1/3, valid ndcg@10" in logs[-3] and "elapsed" in logs[-3] and "(epoch budget)" in logs[-3]
+
+    logs.clear()
+    resumed = compare(["DreamRec"], "ml-100k-tiny", [shared], out, config_dict=settings, log=logs.append)[0]
+    assert any(f"continuing from {state['last_model_file']} (2 epochs validated" in line for line in logs)
+    assert resumed["test"] == full["test"] and resumed["best_valid"] == full["best_valid"]
+    # the last checkpoint held epoch 0 only: epoch 1 was trained again and is in the curve once
+    assert [h["epoch"] for h in resumed["history"]] == [0, 1, 2]
+    assert [h["valid_score"] for h in resumed["history"]] == [h["valid_score"] for h in full["history"]]
+    assert resumed["epochs_trained"] == 3 and resumed["sessions"] == 2 and full["sessions"] == 1
+    assert resumed["stopped_early"] is False and resumed["epoch_budget"] == 3
+    assert resumed["wall_seconds"] > state["wall_seconds"] > 0
+    assert resumed["train_seconds"] == pytest.approx(sum(h["train_seconds"] for h in resumed["history"]))
+    assert not (out / "runs" / "DreamRec.progress.json").exists()
+    assert (out / "anytime.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| DreamRec | ok | 3 | epoch budget (3) |" in (out / "results.md").read_text()
+
+
+class _FakeTrainer:
+    epochs, stopping_step, eval_step, start_epoch, last_model_file = 10, 2, 1, 0, "last.pth"
+    config = {"valid_metric": "NDCG@10"}
+
+    def __init__(self):
+        self.train_epoch_seconds, self.eval_seconds, self.cur_step, self.best_valid_score = [], [], 0, 0.0
+
+
+def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_in_the_checkpoint(in_tmp_dir):
+    from recbole_dreamrec.benchmark import Progress, start_progress
+
+    logs, trainer = [], _FakeTrainer()
+    progress = start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 10}, False, logs.append)
+    for epoch, (score, cur_step) in enumerate([(0.10, 0), (0.09, 1)]):
+        trainer.train_epoch_seconds.append(10.0)
+        trainer.eval_seconds.append(5.0)
+        trainer.cur_step, trainer.best_valid_score = cur_step, 0.10
+        progress(trainer, epoch, score)
+    # 15 s an epoch; early stopping after 2 more epochs without gain (patience 2, one used), budget 8 more epochs
+    assert logs[-1].startswith("GRU4Rec: epoch 2/10, valid ndcg@10 0.0900 (best 0.1000, 1 without gain), 15s/epoch")
+    assert logs[-1].endswith("left 30s (no further gain) to 2m00s (epoch budget)")
+
+    # the same settings continue the run, resuming at epoch 1 drops epoch 1 from the curve
+    Path("last.pth").write_bytes(b"")
+    again = start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 10}, False, logs.append)
+    assert again.last_model_file == "last.pth" and again.sessions == 2 and len(again.history) == 2
+    resumed = _FakeTrainer()
+    resumed.start_epoch, resumed.train_epoch_seconds, resumed.eval_seconds = 1, [12.0], [6.0]
+    again(resumed, 1, 0.11)
+    assert [(h["epoch"], h["train_seconds"], h["valid_score"]) for h in again.history] == [(0, 10.0, 0.10),
+                                                                                           (1, 12.0, 0.11)]
+    # other settings, or a redo, start afresh
+    changed = start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 20}, False, logs.append)
+    assert changed.last_model_file is None and changed.history == [] and "settings changed" in logs[-1]
+    assert start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 10}, True, logs.append).history == []
+    assert Progress.load(in_tmp_dir / "runs" / "GRU4Rec.progress.json")["sessions"] == 2
