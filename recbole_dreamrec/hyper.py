@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from recbole_dreamrec.checks import check_dataset_source
 from recbole_dreamrec.config import Config
 from recbole_dreamrec.errors import ConfigError, InputNotFoundError, MissingDependencyError
 from recbole_dreamrec.quick_start import objective_function
@@ -133,6 +134,9 @@ def tune(model, dataset, params_file, config_file_list=None, algo="exhaustive", 
         raise ConfigError(f"algo must be one of {list(ALGOS)}, got {algo!r}")
     if not Path(params_file).is_file():
         raise InputNotFoundError(f"params_file {params_file!r} does not exist")
+    # settings and data that every trial shares are checked once, here: a missing dataset is one message, not a
+    # search whose every trial failed
+    check_dataset_source(Config(model=model, dataset=dataset, config_file_list=config_file_list))
     output_file = output_file or f"hyper_results/{model}-{dataset}.result"
     recorder = TrialRecorder(model, dataset, saved=saved)
     tuner = HyperTuning(

@@ -6,6 +6,7 @@ import json
 import pytest
 import yaml
 
+from recbole_dreamrec.errors import InputNotFoundError
 from recbole_dreamrec.hyper import require_hyperopt, tune
 from recbole_dreamrec.hyper_cli import parse_args
 from recbole_dreamrec.utils import properties_path
@@ -100,3 +101,14 @@ def test_missing_hyperopt_gives_install_hint(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_hyperopt)
     with pytest.raises(ImportError, match=r"recbole-dreamrec\[tune\]"):
         require_hyperopt()
+
+
+
+def test_a_missing_dataset_is_one_message_before_any_trial(tmp_path, in_tmp_dir):
+    params = tmp_path / "p.hyper"
+    params.write_text("learning_rate choice [0.001,0.005]\n")
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(f"data_path: {tmp_path / 'empty'}\n")
+    with pytest.raises(InputNotFoundError, match=r"dataset 'no-such-data' not found: RecBole looked in .*empty"):
+        tune("DreamRec", "no-such-data", params, config_file_list=[str(fixed)], output_file=str(tmp_path / "r.result"))
+    assert set(tmp_path.iterdir()) == {params, fixed}  # no trial ran: nothing written
