@@ -13,7 +13,9 @@ from recbole.quick_start import load_data_and_model  # noqa: F401  (re-exported:
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_dreamrec.checks import check_dataset_source, load_dataset
+from recbole_dreamrec import errors
 from recbole_dreamrec.config import Config, check_gpus_for_processes
+from recbole_dreamrec.errors import UserError
 from recbole_dreamrec.trainer import instrument
 from recbole_dreamrec.utils import get_model, get_trainer
 
@@ -60,8 +62,10 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     """
     if nproc == 1 and world_size <= 0:
         return run_recbole_dreamrec(model, dataset, config_file_list, config_dict, saved)
-    # bad settings and too few GPUs fail here, once, rather than in every process
-    check_gpus_for_processes(Config(model, dataset, config_file_list, config_dict).final_config_dict, nproc)
+    # bad settings, missing data and too few GPUs fail here, once, rather than in every process
+    config = Config(model, dataset, config_file_list, config_dict)
+    check_dataset_source(config)
+    check_gpus_for_processes(config.final_config_dict, nproc)
     world_size = nproc if world_size == -1 else world_size
     config_dict = {
         **(config_dict or {}),
@@ -72,16 +76,34 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         "offset": group_offset,
     }
     queue = mp.get_context("spawn").SimpleQueue()
-    mp.spawn(_run_rank, args=(model, dataset, config_file_list, config_dict, saved, queue), nprocs=nproc, join=True)
+    try:
+        mp.spawn(_run_rank, args=(model, dataset, config_file_list, config_dict, saved, queue), nprocs=nproc,
+                 join=True)
+    except mp.ProcessRaisedException:
+        raise_user_error_of_a_process(queue)  # a user error is one message, as in one process
+        raise
     return None if queue.empty() else queue.get()
 
 
 def _run_rank(rank, model, dataset, config_file_list, config_dict, saved, queue):
     if "OMP_NUM_THREADS" not in os.environ:  # share the cores: each process would otherwise start a thread per core
         torch.set_num_threads(max(1, torch.get_num_threads() // config_dict["nproc"]))
-    result = run_recbole_dreamrec(model, dataset, config_file_list, {**config_dict, "local_rank": rank}, saved)
+    try:
+        result = run_recbole_dreamrec(model, dataset, config_file_list, {**config_dict, "local_rank": rank}, saved)
+    except UserError as error:
+        queue.put({"user_error": type(error).__name__, "message": str(error)})
+        raise  # the process still fails, so that spawn stops the others
     if rank == 0:
         queue.put({**result, "config": dict(result["config"].final_config_dict)})
+
+
+def raise_user_error_of_a_process(queue):
+    """Re-raise, in the parent, a :class:`~recbole_dreamrec.errors.UserError` a spawned process reported on
+    ``queue`` (same class, same message; the process's traceback stays in its own output). Returns if none was."""
+    while not queue.empty():
+        item = queue.get()
+        if "user_error" in item:
+            raise getattr(errors, item["user_error"], UserError)(item["message"]) from None
 
 
 def objective_function(config_dict=None, config_file_list=None, saved=True):

@@ -11,6 +11,8 @@ import torch
 
 import recbole.data.dataset.dataset as recbole_dataset
 from recbole_dreamrec import Config, run_recbole_dreamrec
+from recbole_dreamrec.errors import DataError, InputNotFoundError
+from recbole_dreamrec.quick_start import run
 from recbole_dreamrec.model.dreamrec import DreamRec
 
 
@@ -289,7 +291,6 @@ def test_two_process_gloo_run_evaluates_like_one_process_and_resumes_every_proce
     checkpoint evaluated in one process.
     """
     from recbole_dreamrec.evaluation import evaluate_checkpoint
-    from recbole_dreamrec.quick_start import run
 
     # one user per evaluation batch: DreamRec's sampler seeds its noise once per call, so a user's generation is then
     # the same whichever process evaluates it and whichever users share its batch
@@ -394,3 +395,21 @@ def test_process_device_set_up_on_gpus_and_on_the_cpu(tiny_config_dict, fake_pro
     fake_process_group.clear()
     fake_gpus(monkeypatch, 0)  # a machine without CUDA: gloo whatever gpu_id says
     assert config(gpu_id="0")["device"] == torch.device("cpu") and fake_process_group[0]["backend"] == "gloo"
+
+
+def test_missing_data_fails_before_spawning(tiny_config_dict, in_tmp_dir, monkeypatch):
+    import recbole_dreamrec.quick_start as quick_start
+
+    monkeypatch.setattr(quick_start.mp, "spawn", lambda *args, **kwargs: pytest.fail("spawned processes"))
+    with pytest.raises(InputNotFoundError, match=r"dataset 'no-such-data' not found"):
+        quick_start.run("DreamRec", "no-such-data", config_dict={**tiny_config_dict, "data_path": str(in_tmp_dir)},
+                        nproc=2)
+
+
+def test_a_user_error_inside_the_processes_reaches_the_caller_as_one_message(tiny_config_dict, in_tmp_dir):
+    """Found only when each process loads the data (nothing left after filtering): the same error class and message
+    as in one process, not a ``ProcessRaisedException`` wrapping a traceback."""
+    settings = {**tiny_config_dict, "user_inter_num_interval": "[100000,inf)"}
+    with pytest.raises(DataError, match=r"^dataset 'ml-100k-tiny': no interactions left after filtering") as error:
+        run("DreamRec", "ml-100k-tiny", config_dict=settings, nproc=2, port="29521")
+    assert "Traceback" not in str(error.value)
