@@ -125,7 +125,7 @@ def _train_and_test(config, saved, verbose, progress=None):
     train_data, valid_data, test_data = data_preparation(config, dataset)
 
     # model loading and initialization
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    init_seed(training_seed(config), config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
 
@@ -160,6 +160,12 @@ def _train_and_test(config, saved, verbose, progress=None):
         "train_seconds_per_epoch": _mean(trainer.train_epoch_seconds),
         "eval_seconds": trainer.eval_seconds[-1] if trainer.eval_seconds else None,
     }
+
+
+def training_seed(config):
+    """The seed of this process's training streams: ``seed`` plus the process's global rank (its machine's
+    ``offset`` plus its ``local_rank``), so that no two processes of a run, on one machine or several, share one."""
+    return config["seed"] + (config["offset"] or 0) + (config["local_rank"] or 0)
 
 
 def _mean(values):

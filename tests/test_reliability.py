@@ -413,3 +413,13 @@ def test_a_user_error_inside_the_processes_reaches_the_caller_as_one_message(tin
     with pytest.raises(DataError, match=r"^dataset 'ml-100k-tiny': no interactions left after filtering") as error:
         run("DreamRec", "ml-100k-tiny", config_dict=settings, nproc=2, port="29521")
     assert "Traceback" not in str(error.value)
+
+
+def test_every_process_of_a_several_machine_run_has_its_own_training_seed():
+    from recbole_dreamrec.quick_start import training_seed
+
+    # two machines of two processes: global ranks 0..3 (offset = the machine's first rank)
+    seeds = [training_seed({"seed": 7, "offset": offset, "local_rank": local})
+             for offset in (0, 2) for local in (0, 1)]
+    assert seeds == [7, 8, 9, 10]
+    assert training_seed({"seed": 7, "offset": None, "local_rank": 0}) == 7  # one process: the seed itself
