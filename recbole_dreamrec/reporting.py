@@ -7,7 +7,7 @@ table and the benchmark scripts.
 
 import csv
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import recbole
@@ -58,13 +58,20 @@ def portable(value, root=None):
 
 
 def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file. The file
+    gets the permissions a plain ``open(path, "w")`` would give it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    # a fresh name opened exclusively with the usual permissions (mkstemp's files are private: 0600)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def markdown_table(header, rows):

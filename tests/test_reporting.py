@@ -60,7 +60,7 @@ def test_compare_writes_no_absolute_path(in_tmp_dir, monkeypatch):
     }
     metrics = {"ndcg@10": 0.5, "hit@10": 0.7}
 
-    def fake_run(model, dataset, config_file_list, config_dict):
+    def fake_run(model, dataset, config_file_list, config_dict, progress=None):
         return {"best_valid_result": metrics, "test_result": metrics, "epochs_trained": 1,
                 "train_seconds_per_epoch": 1.0, "eval_seconds": 0.1, "num_params": 10,
                 "model_file": str(checkpoint), "config": FakeConfig(settings)}
@@ -111,3 +111,15 @@ def test_plots_leave_the_matplotlib_backend_alone(tmp_path):
         assert (tmp_path / "bars.png").read_bytes()[:4] == b"\x89PNG"
     finally:
         matplotlib.use(before)
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write_and_leave_no_temporary_file(tmp_path):
+    from recbole_dreamrec.reporting import atomic_write_text
+
+    plain_file = tmp_path / "plain.md"
+    plain_file.write_text("x")
+    atomic_write_text(tmp_path / "table.md", "| a |\n")
+    atomic_write_text(tmp_path / "table.md", "| b |\n")  # replacing keeps them too
+    assert (tmp_path / "table.md").read_text() == "| b |\n"
+    assert (tmp_path / "table.md").stat().st_mode & 0o777 == plain_file.stat().st_mode & 0o777
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.md", "table.md"]
