@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data_path="${1:-../shared/datasets}"
 out="${2:-benchmarks/results/ml-1m-gpu}"
-python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device: this script is for a GPU machine'"
+python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'gpu_ml1m.sh: no CUDA device; this script is for a GPU machine (on the CPU: see benchmarks/results/ml-1m/README.md)')"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python benchmarks/compare.py --dataset ml-1m \
     --models Pop,DreamRec,GRU4Rec,NARM,SASRec,STAMP,Caser,BERT4Rec \
