@@ -12,8 +12,8 @@ from recbole.data import data_preparation
 from recbole.quick_start import load_data_and_model  # noqa: F401  (re-exported: works for DreamRec checkpoints)
 from recbole.utils import init_logger, init_seed, set_color
 
-from recbole_dreamrec.checks import check_dataset_source, load_dataset
 from recbole_dreamrec import errors
+from recbole_dreamrec.checks import check_dataset_source, load_dataset
 from recbole_dreamrec.config import Config, check_gpus_for_processes
 from recbole_dreamrec.errors import UserError
 from recbole_dreamrec.trainer import instrument

@@ -103,7 +103,6 @@ def test_missing_hyperopt_gives_install_hint(monkeypatch):
         require_hyperopt()
 
 
-
 def test_a_missing_dataset_is_one_message_before_any_trial(tmp_path, in_tmp_dir):
     params = tmp_path / "p.hyper"
     params.write_text("learning_rate choice [0.001,0.005]\n")

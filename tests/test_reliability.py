@@ -12,8 +12,8 @@ import torch
 import recbole.data.dataset.dataset as recbole_dataset
 from recbole_dreamrec import Config, run_recbole_dreamrec
 from recbole_dreamrec.errors import DataError, InputNotFoundError
-from recbole_dreamrec.quick_start import run
 from recbole_dreamrec.model.dreamrec import DreamRec
+from recbole_dreamrec.quick_start import run
 
 
 def tiny_run(tiny_config_dict, **overrides):
