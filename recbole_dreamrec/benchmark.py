@@ -164,7 +164,7 @@ class Progress:
                 valid_seconds=sum(h["valid_seconds"] for h in self.history),
                 stopped_early=self.history[-1]["epoch"] + 1 < self.epoch_budget,
             )
-            record["train_seconds_per_epoch"] = record["train_seconds"] / len(self.history)
+            record["train_seconds_per_epoch"] = record["train_seconds"] / record["epochs_trained"]  # eval_step > 1 too
         return record
 
 
