@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
+from recbole_dreamrec.benchmark import finished_run_files  # noqa: E402
 from recbole_dreamrec.errors import InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
 from recbole_dreamrec.evaluation import evaluate_checkpoint  # noqa: E402
 from recbole_dreamrec.reporting import write_table  # noqa: E402
@@ -30,7 +31,7 @@ def main(argv=None):
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     results = Path(args.results)
-    runs = [json.loads(path.read_text()) for path in sorted((results / "runs").glob("*.json"))]
+    runs = [json.loads(path.read_text()) for path in finished_run_files(results)]
     runs = [run for run in runs if run["status"] == "ok"]
     if not runs:
         raise InputNotFoundError(f"no finished runs in {results / 'runs'}: run benchmarks/compare.py --out {results}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
+from recbole_dreamrec.benchmark import finished_run_files  # noqa: E402
 from recbole_dreamrec.errors import InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
 from recbole_dreamrec.evaluation import evaluate_history_subsets  # noqa: E402
 from recbole_dreamrec.reporting import write_table  # noqa: E402
@@ -36,7 +37,7 @@ def main(argv=None):
     runs = []
     for entry in args.results:
         folder, _, pattern = entry.partition(":")
-        files = sorted(Path(folder).glob(f"runs/{pattern or '*'}.json"))
+        files = finished_run_files(folder, pattern or "*")
         if not files:
             raise InputNotFoundError(f"{folder}: no finished runs (runs/*.json)")
         runs += [(folder, json.loads(f.read_text())) for f in files]

@@ -221,12 +221,17 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
     return records
 
 
+def finished_run_files(out_dir, pattern="*"):
+    """The records of finished runs in ``out_dir/runs`` whose name (without ``.json``) matches ``pattern``, by
+    name: ``<Model>.json``, not an unfinished run's ``<Model>.progress.json``."""
+    return [p for p in sorted(Path(out_dir, "runs").glob(f"{pattern}.json")) if not p.name.endswith(".progress.json")]
+
+
 def with_other_runs(records, out_dir):
     """``records`` followed by the other finished runs in ``out_dir/runs`` (by name): the tables show every model
     of the folder, also when several comparisons share it (e.g. two commands running side by side)."""
     named = {r["model"] for r in records}
-    others = [json.loads(p.read_text()) for p in sorted(Path(out_dir, "runs").glob("*.json"))
-              if not p.name.endswith(".progress.json") and p.stem not in named]
+    others = [json.loads(p.read_text()) for p in finished_run_files(out_dir) if p.stem not in named]
     return list(records) + others
 
 

@@ -80,7 +80,9 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     assert ddpm_other_seed["mrr@20"] != ddpm_own_seed["mrr@20"]
     assert (out / "speed.png").read_bytes()[:4] == b"\x89PNG"
 
-    # seen-item masking: ml-100k has no repeated ratings, so masking never hides a target and can only lift a hit
+    # seen-item masking: ml-100k has no repeated ratings, so masking never hides a target and can only lift a hit;
+    # an unfinished run's progress file in the folder is not a run to evaluate
+    (out / "runs" / "GRU4Rec.progress.json").write_text(json.dumps({"model": "GRU4Rec", "history": []}))
     load_script("masked_eval").main(["--results", str(out)])
     rows = {row[0]: row for row in csv.reader((out / "masked.csv").open())}
     assert set(rows) == {"model", "DreamRec", "SASRec"}
@@ -171,7 +173,7 @@ class _FakeTrainer:
 
 
 def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_in_the_checkpoint(in_tmp_dir):
-    from recbole_dreamrec.benchmark import Progress, start_progress
+    from recbole_dreamrec.benchmark import Progress, finished_run_files, start_progress
 
     logs, trainer = [], _FakeTrainer()
     progress = start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 10}, False, logs.append)
@@ -198,3 +200,7 @@ def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_
     assert changed.last_model_file is None and changed.history == [] and "settings changed" in logs[-1]
     assert start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 10}, True, logs.append).history == []
     assert Progress.load(in_tmp_dir / "runs" / "GRU4Rec.progress.json")["sessions"] == 2
+    # the readers of finished runs (tables, masked_eval.py, subsets.py) pass over the progress file
+    (in_tmp_dir / "runs" / "Pop.json").write_text("{}")
+    assert finished_run_files(in_tmp_dir) == [in_tmp_dir / "runs" / "Pop.json"]
+    assert finished_run_files(in_tmp_dir, "GRU4Rec*") == []
