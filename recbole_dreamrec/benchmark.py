@@ -69,7 +69,17 @@ def run_model(model, dataset, config_file_list, config_dict, progress=None):
 
 
 def settings_fingerprint(model, dataset, config_file_list, config_dict):
-    """A digest of everything a run's settings come from: an unfinished run is continued only under the same one."""
+    """A digest of the settings a run comes from (the model, the dataset, the values of the setting files in their
+    order and the ``--key=value`` settings): an unfinished run is continued only under the same one. The files
+    count by their values, so a comment or the layout of a file can change while a model is unfinished."""
+    files = [yaml.safe_load(Path(path).read_text()) or {} for path in config_file_list]
+    payload = json.dumps([model, dataset, plain(config_dict or {}), plain(files)], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def legacy_settings_fingerprint(model, dataset, config_file_list, config_dict):
+    """The digest progress files held before 2026-11-29 (the setting files' bytes): accepted so that a run started
+    then continues; rewritten as :func:`settings_fingerprint` at its next validation."""
     digest = hashlib.sha256(json.dumps([model, dataset, plain(config_dict or {})], sort_keys=True).encode())
     for path in config_file_list:
         digest.update(Path(path).read_bytes())
@@ -243,7 +253,8 @@ def start_progress(out_dir, model, dataset, files, config_dict, redo, log):
     before = None if redo else Progress.load(path)
     if before is not None:
         last = before.get("last_model_file")
-        if before.get("fingerprint") != fingerprint:
+        same = (fingerprint, legacy_settings_fingerprint(model, dataset, files, config_dict))
+        if before.get("fingerprint") not in same:
             log(f"{model}: the settings changed since the unfinished run in {path}; starting afresh")
             before = None
         elif not last or not Path(last).is_file():

@@ -204,3 +204,30 @@ def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_
     (in_tmp_dir / "runs" / "Pop.json").write_text("{}")
     assert finished_run_files(in_tmp_dir) == [in_tmp_dir / "runs" / "Pop.json"]
     assert finished_run_files(in_tmp_dir, "GRU4Rec*") == []
+
+
+def test_unfinished_runs_continue_across_comment_edits_and_legacy_digests_but_not_other_values(in_tmp_dir):
+    from recbole_dreamrec.benchmark import Progress, legacy_settings_fingerprint, start_progress
+
+    setting, logs, trainer = in_tmp_dir / "setting.yaml", [], _FakeTrainer()
+    setting.write_text("# shared setting\nepochs: 10\nMAX_ITEM_LIST_LENGTH: 50\n")
+    Path("last.pth").write_bytes(b"")
+
+    def start():
+        return start_progress(in_tmp_dir, "SASRec", "ml-1m", [str(setting)], {"data_path": "d"}, False, logs.append)
+
+    first = start()
+    trainer.train_epoch_seconds, trainer.eval_seconds, trainer.last_model_file = [10.0], [5.0], "last.pth"
+    first(trainer, 0, 0.1)
+    # a comment and the order of keys are not settings: the run continues
+    setting.write_text("# shared setting, reworded\nMAX_ITEM_LIST_LENGTH: 50\nepochs: 10  # budget\n")
+    assert start().history == first.history and not any("afresh" in line for line in logs)
+    # a progress file written before the digest counted values (it held the files' bytes) continues as well
+    path = in_tmp_dir / "runs" / "SASRec.progress.json"
+    state = Progress.load(path)
+    state["fingerprint"] = legacy_settings_fingerprint("SASRec", "ml-1m", [str(setting)], {"data_path": "d"})
+    path.write_text(json.dumps(state))
+    assert start().last_model_file == "last.pth"
+    # another value starts afresh
+    setting.write_text("epochs: 10\nMAX_ITEM_LIST_LENGTH: 20\n")
+    assert start().history == [] and "settings changed" in logs[-1]
