@@ -5,8 +5,9 @@ already there (unless asked to redo them). A model in progress writes ``<out>/ru
 every validation (its last checkpoint, the validation curve with the seconds each epoch took, the wall-clock seconds
 so far); the same command run again continues it from its last checkpoint (:meth:`ResumableMixin.resume
 <recbole_dreamrec.trainer.ResumableMixin.resume>`), so an interrupted comparison loses at most the epoch in progress,
-and the resumed model ends as an uninterrupted one would. Tables (Markdown, CSV), a bar chart and the anytime plot
-(validation metric against training seconds) are rebuilt after every model. Paths in the records are written
+and the resumed model ends as an uninterrupted one would. Tables (Markdown, CSV; the unfinished runs in a table of
+their own), a bar chart and the anytime plot (validation metric against training seconds) are rebuilt after every
+validation. Paths in the records are written
 relative to the working directory (RecBole's bundled datasets as ``<recbole>/...``), so the records of a checkout
 mean the same on another machine.
 """
@@ -23,7 +24,7 @@ import yaml
 
 from recbole_dreamrec.errors import InputNotFoundError
 from recbole_dreamrec.quick_start import run_recbole_dreamrec
-from recbole_dreamrec.reporting import atomic_write_text, new_figure, plain, portable, write_table
+from recbole_dreamrec.reporting import atomic_write_text, markdown_table, new_figure, plain, portable, write_table
 
 TABLE_METRICS = ("recall@10", "mrr@10", "ndcg@10", "hit@10", "recall@20", "mrr@20", "ndcg@20", "hit@20")
 
@@ -107,14 +108,16 @@ class Progress:
     recorded just before the interruption is trained again).
     """
 
-    def __init__(self, path, model, fingerprint, log, before=None):
+    def __init__(self, path, model, fingerprint, log, before=None, on_write=None):
         self.path, self.model, self.fingerprint, self.log = Path(path), model, fingerprint, log
+        self.on_write = on_write  # called after every write (compare rebuilds the folder's tables)
         before = before or {}
         self.history = list(before.get("history", []))
         self.wall_before = before.get("wall_seconds", 0.0)  # earlier sessions of this run
         self.sessions = before.get("sessions", 0) + 1
         self.last_model_file = before.get("last_model_file")
         self.epoch_budget = before.get("epoch_budget")  # the trainer's (RecBole trains memory-based models once)
+        self.valid_metric = before.get("valid_metric")
         self.start = time.perf_counter()
         self._seen_train = self._seen_eval = 0  # the trainer's timings already in the history
         self._first_call = True
@@ -141,13 +144,16 @@ class Progress:
         self.history.append({"epoch": epoch_idx, "train_seconds": train_seconds, "valid_seconds": valid_seconds,
                              "valid_score": float(valid_score)})
         self.last_model_file, self.epoch_budget = trainer.last_model_file, trainer.epochs
+        self.valid_metric = str(trainer.config["valid_metric"]).lower()
         self.write()
+        if self.on_write is not None:
+            self.on_write()
         self.log(self.line(trainer, epoch_idx))
 
     def write(self):
         state = {"model": self.model, "fingerprint": self.fingerprint, "last_model_file": self.last_model_file,
                  "wall_seconds": self.wall_seconds, "sessions": self.sessions, "epoch_budget": self.epoch_budget,
-                 "history": self.history}
+                 "valid_metric": self.valid_metric, "history": self.history}
         atomic_write_text(self.path, json.dumps(portable(state), indent=1))
 
     def line(self, trainer, epoch_idx):
@@ -209,6 +215,7 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
             continue
         files = list(config_file_list) + [f for f in [model_override_file(config_dir, model)] if f]
         progress = start_progress(out_dir, model, dataset, files, config_dict, model in redo, log)
+        progress.on_write = lambda: write_tables(with_other_runs(records, out_dir), out_dir, dataset, metrics)
         settings = dict(config_dict or {})
         if progress.last_model_file:
             settings["resume_file"] = progress.last_model_file
@@ -300,24 +307,52 @@ def write_tables(records, out_dir, dataset, metrics=TABLE_METRICS):
     (the validation curves of finished and unfinished runs, where any has one) in ``out_dir``."""
     out_dir = Path(out_dir)
     header, rows = table_rows(records, metrics)
-    machines = sorted({r["machine"]["device"] for r in records})
-    write_table(
-        out_dir / "results.md",
-        out_dir / "results.csv",
-        header,
-        rows,
-        before=[f"# {dataset}: test metrics at the best validation epoch", ""],
-        after=["", f"Machine: {', '.join(machines)}. Configs: `configs/<Model>.yaml`; raw records: `runs/`."],
-    )
+    machines = sorted({r["machine"]["device"] for r in records}) or [machine_info()["device"]]
+    unfinished = unfinished_runs(out_dir, {r["model"] for r in records})
+    after = ["", f"Machine: {', '.join(machines)}. Configs: `configs/<Model>.yaml`; raw records: `runs/`."]
+    if unfinished:
+        after += ["", "## Unfinished runs", "",
+                  "From `runs/<Model>.progress.json`, rewritten after every validation; the same command continues "
+                  "them from their last checkpoint. Epochs counted from 1; seconds over every session.", "",
+                  *markdown_table(*unfinished_rows(unfinished, valid_metric(records)))]
+    write_table(out_dir / "results.md", out_dir / "results.csv", header, rows,
+                before=[f"# {dataset}: test metrics at the best validation epoch", ""], after=after)
     plot_bars([r for r in records if r["status"] == "ok"], out_dir / "results.png", dataset, metrics[:2])
-    finished = {r["model"] for r in records}
     curves = [(r["model"], r["history"], True) for r in records if r["status"] == "ok" and r.get("history")]
-    for path in sorted((out_dir / "runs").glob("*.progress.json")):
-        state = Progress.load(path)
-        if state and state.get("history") and state.get("model") not in finished:
-            curves.append((state["model"], state["history"], False))
+    curves += [(state["model"], state["history"], False) for state in unfinished]
     if curves:
         plot_anytime(curves, out_dir / "anytime.png", dataset, valid_metric(records))
+
+
+def unfinished_runs(out_dir, finished=()):
+    """The progress files' contents of the runs in ``out_dir/runs`` that are not ``finished`` and have validated
+    at least one epoch, by model name."""
+    states = [Progress.load(path) for path in sorted(Path(out_dir, "runs").glob("*.progress.json"))]
+    return [s for s in states if s and s.get("history") and s.get("model") not in set(finished)]
+
+
+def unfinished_rows(states, metric="ndcg@10"):
+    """A table of unfinished runs: epochs trained, the best and the last validation score, the validations since the
+    best (early stopping counts them up to ``stopping_step``), the training and wall-clock seconds so far, the
+    sessions."""
+    header = ["model", "epochs", f"best valid {metric} (epoch)", "last valid", "validations without gain",
+              "train+valid s", "wall s", "sessions"]
+    rows = []
+    for state in states:
+        history = state["history"]
+        best = max(range(len(history)), key=lambda i: history[i]["valid_score"])  # the first of equal scores
+        metric_here = state.get("valid_metric") or metric
+        rows.append([
+            state["model"] if metric_here == metric else f"{state['model']} ({metric_here})",
+            history[-1]["epoch"] + 1,
+            f"{history[best]['valid_score']:.4f} ({history[best]['epoch'] + 1})",
+            f"{history[-1]['valid_score']:.4f}",
+            len(history) - 1 - best,
+            _num(sum(h["train_seconds"] + h["valid_seconds"] for h in history), 0),
+            _num(state.get("wall_seconds"), 0),
+            state.get("sessions", ""),
+        ])
+    return header, rows
 
 
 def anytime_curve(history):

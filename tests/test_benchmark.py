@@ -147,6 +147,12 @@ def test_compare_continues_an_interrupted_model_to_the_same_result(tiny_config_d
     state = json.loads((out / "runs" / "DreamRec.progress.json").read_text())
     assert [h["epoch"] for h in state["history"]] == [0, 1] and Path(state["last_model_file"]).is_file()
     assert "epoch 1/3, valid ndcg@10" in logs[-3] and "elapsed" in logs[-3] and "(epoch budget)" in logs[-3]
+    # the folder's table shows the unfinished run as of its last validation
+    scores = [h["valid_score"] for h in state["history"]]
+    best = scores.index(max(scores))
+    row = (f"| DreamRec | 2 | {scores[best]:.4f} ({best + 1}) | {scores[1]:.4f} | {1 - best} | "
+           f"{sum(h['train_seconds'] + h['valid_seconds'] for h in state['history']):.0f} | ")
+    assert "## Unfinished runs" in (out / "results.md").read_text() and row in (out / "results.md").read_text()
 
     logs.clear()
     resumed = compare(["DreamRec"], "ml-100k-tiny", [shared], out, config_dict=settings, log=logs.append)[0]
@@ -162,6 +168,7 @@ def test_compare_continues_an_interrupted_model_to_the_same_result(tiny_config_d
     assert not (out / "runs" / "DreamRec.progress.json").exists()
     assert (out / "anytime.png").read_bytes()[:4] == b"\x89PNG"
     assert "| DreamRec | ok | 3 | epoch budget (3) |" in (out / "results.md").read_text()
+    assert "Unfinished" not in (out / "results.md").read_text()
 
 
 class _FakeTrainer:
@@ -173,7 +180,7 @@ class _FakeTrainer:
 
 
 def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_in_the_checkpoint(in_tmp_dir):
-    from recbole_dreamrec.benchmark import Progress, finished_run_files, start_progress
+    from recbole_dreamrec.benchmark import Progress, finished_run_files, start_progress, unfinished_rows, unfinished_runs
 
     logs, trainer = [], _FakeTrainer()
     progress = start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 10}, False, logs.append)
@@ -185,6 +192,9 @@ def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_
     # 15 s an epoch; early stopping after 2 more epochs without gain (patience 2, one used), budget 8 more epochs
     assert logs[-1].startswith("GRU4Rec: epoch 2/10, valid ndcg@10 0.0900 (best 0.1000, 1 without gain), 15s/epoch")
     assert logs[-1].endswith("left 30s (no further gain) to 2m00s (epoch budget)")
+    header, rows = unfinished_rows(unfinished_runs(in_tmp_dir))
+    assert header[2] == "best valid ndcg@10 (epoch)"
+    assert rows == [["GRU4Rec", 2, "0.1000 (1)", "0.0900", 1, "30", rows[0][6], 1]] and float(rows[0][6]) >= 0
 
     # the same settings continue the run, resuming at epoch 1 drops epoch 1 from the curve
     Path("last.pth").write_bytes(b"")
