@@ -28,6 +28,10 @@ ray 2.6.3 warns that        importing ``recbole.quick_start`` (which        :fun
 ``pkg_resources`` is        imports ray) prints a two-line                  import it once with that one
 deprecated (setuptools 81)  ``UserWarning`` in every process, before any    warning ignored.
                             message of the plugin
+torch >= 2.4 deprecates     every ``Trainer.fit`` builds                    :func:`use_torch_amp_in_recbole`:
+``torch.cuda.amp``'s        ``torch.cuda.amp.GradScaler`` and logs a        the trainer module's ``amp`` names
+``GradScaler`` and          ``FutureWarning`` (NCL also ``autocast``)       the ``torch.amp`` ones on CUDA, which
+``autocast``                                                                the deprecated aliases stand for.
 ==========================  ==============================================  ===================================
 
 Fixed by version bounds in ``setup.py`` instead (the clean answer there; tests check the behaviour):
@@ -44,7 +48,9 @@ Fixed by version bounds in ``setup.py`` instead (the clean answer there; tests c
 Security note: RecBole checkpoints are pickles (they hold the whole ``Config``). Load only checkpoints you trust.
 """
 
+import functools
 import sys
+import types
 import warnings
 
 import numpy as np
@@ -146,6 +152,18 @@ def import_recbole_quick_start():
         import recbole.quick_start  # noqa: F401  (the import is the point)
 
 
+def use_torch_amp_in_recbole():
+    """Give RecBole's trainer module (``import torch.cuda.amp as amp``) the non-deprecated equivalents:
+    ``amp.GradScaler(...)`` is ``torch.amp.GradScaler("cuda", ...)`` and ``amp.autocast(...)`` is
+    ``torch.amp.autocast("cuda", ...)``, exactly what the deprecated ``torch.cuda.amp`` aliases call."""
+    import recbole.trainer.trainer as recbole_trainer
+
+    recbole_trainer.amp = types.SimpleNamespace(
+        GradScaler=functools.partial(torch.amp.GradScaler, "cuda"),
+        autocast=functools.partial(torch.amp.autocast, "cuda"),
+    )
+
+
 def apply():
     """Apply every fix above, once per process."""
     global _applied
@@ -157,4 +175,5 @@ def apply():
     patch_torch_load_for_recbole()
     disable_recbole_anomaly_detection()
     import_recbole_quick_start()
+    use_torch_amp_in_recbole()
     _applied = True

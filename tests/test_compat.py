@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,23 @@ def test_importing_the_plugin_prints_nothing(tmp_path):
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert out.returncode == 0 and out.stdout == "" and out.stderr == ""
+
+
+def test_recbole_trainers_use_torch_amp_without_deprecation_warnings():
+    """RecBole's trainer module calls ``torch.cuda.amp.GradScaler`` (every fit) and ``autocast`` (NCL), which
+    torch deprecates with a FutureWarning in every log; the fix gives it the ``torch.amp`` equivalents on CUDA."""
+    import recbole.trainer.trainer as recbole_trainer
+
+    with pytest.warns(FutureWarning, match=r"torch\.cuda\.amp\.GradScaler"):
+        torch.cuda.amp.GradScaler(enabled=False)  # what RecBole 1.2.1 calls: deprecated in this torch
+    trainer = recbole_trainer.Trainer.__new__(recbole_trainer.Trainer)  # what _train_epoch reads before a batch
+    trainer.model, trainer.config, trainer.enable_scaler = torch.nn.Linear(1, 1), {"single_spec": True}, False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        assert trainer._train_epoch([], 0, loss_func=lambda interaction: None) is None  # builds its GradScaler
+        scaler = recbole_trainer.amp.GradScaler(enabled=False)
+        with recbole_trainer.amp.autocast(enabled=False):
+            assert not torch.is_autocast_enabled("cuda")
+    # what the deprecated alias builds: CUDA's scaler, the arguments passed through
+    assert isinstance(scaler, torch.amp.GradScaler) and scaler._device == "cuda" and not scaler.is_enabled()
