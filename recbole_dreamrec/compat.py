@@ -28,7 +28,7 @@ ray 2.6.3 warns that        importing ``recbole.quick_start`` (which        :fun
 ``pkg_resources`` is        imports ray) prints a two-line                  import it once with that one
 deprecated (setuptools 81)  ``UserWarning`` in every process, before any    warning ignored.
                             message of the plugin
-torch >= 2.4 deprecates     every ``Trainer.fit`` builds                    :func:`use_torch_amp_in_recbole`:
+torch 2.x deprecates        every ``Trainer.fit`` builds                    :func:`use_torch_amp_in_recbole`:
 ``torch.cuda.amp``'s        ``torch.cuda.amp.GradScaler`` and logs a        the trainer module's ``amp`` names
 ``GradScaler`` and          ``FutureWarning`` (NCL also ``autocast``)       the ``torch.amp`` ones on CUDA, which
 ``autocast``                                                                the deprecated aliases stand for.
