@@ -32,6 +32,11 @@ torch 2.x deprecates        every ``Trainer.fit`` builds                    :fun
 ``torch.cuda.amp``'s        ``torch.cuda.amp.GradScaler`` and logs a        the trainer module's ``amp`` names
 ``GradScaler`` and          ``FutureWarning`` (NCL also ``autocast``)       the ``torch.amp`` ones on CUDA, which
 ``autocast``                                                                the deprecated aliases stand for.
+pandas 2 warns of pandas 3  every dataset load prints ``FutureWarning``\ s   :func:`quiet_pandas_3_warnings_of_
+behaviour (chained          from RecBole's ``dataset.py`` (and              recbole`: those two warnings,
+``fillna(inplace=True)``,   ``sequential_dataset.py`` for pre-split files)  attributed to RecBole's dataset
+``Series.agg(len)``)                                                        modules, are ignored; pandas 3
+                                                                            itself is refused (below)
 ==========================  ==============================================  ===================================
 
 Fixed by version bounds in ``setup.py`` instead (the clean answer there; tests check the behaviour):
@@ -49,6 +54,7 @@ Security note: RecBole checkpoints are pickles (they hold the whole ``Config``).
 """
 
 import functools
+import re
 import sys
 import types
 import warnings
@@ -152,6 +158,22 @@ def import_recbole_quick_start():
         import recbole.quick_start  # noqa: F401  (the import is the point)
 
 
+# pandas 2's announcements of pandas 3 behaviour that RecBole's dataset modules trigger on every load
+PANDAS_3_WARNINGS = (
+    "A value is trying to be set on a copy of a DataFrame or Series through chained assignment",
+    "using <built-in function len> in Series.agg cannot aggregate",
+)
+
+
+def quiet_pandas_3_warnings_of_recbole():
+    """Ignore the :data:`PANDAS_3_WARNINGS` when they come from ``recbole.data.dataset.*``: they announce pandas 3
+    behaviour, and pandas 3 is refused (:func:`check_pandas_version`). Any other warning, and these from any
+    other module, is shown as usual."""
+    for message in PANDAS_3_WARNINGS:
+        warnings.filterwarnings("ignore", message=re.escape(message), category=FutureWarning,
+                                module=r"recbole\.data\.dataset\.")
+
+
 def use_torch_amp_in_recbole():
     """Give RecBole's trainer module (``import torch.cuda.amp as amp``) the non-deprecated equivalents:
     ``amp.GradScaler(...)`` is ``torch.amp.GradScaler("cuda", ...)`` and ``amp.autocast(...)`` is
@@ -176,4 +198,5 @@ def apply():
     disable_recbole_anomaly_detection()
     import_recbole_quick_start()
     use_torch_amp_in_recbole()
+    quiet_pandas_3_warnings_of_recbole()
     _applied = True

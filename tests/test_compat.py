@@ -81,29 +81,30 @@ print(torch.is_anomaly_enabled())
     assert run_python(code, tmp_path).strip().splitlines()[-1] == "False"
 
 
-def test_token_seq_features_and_nan_filling_load_correctly(tmp_path):
-    """pandas < 3: with pandas 3, token_seq fields break and fillna(inplace=True) leaves NaNs (setup.py bound)."""
-    from recbole.data import create_dataset
-
-    from recbole_dreamrec import Config
-
-    folder = tmp_path / "toy"
+def write_toy_dataset(data_path):
+    """A toy dataset in RecBole's atomic format with a token_seq and a float item feature, one price missing;
+    returns the config_dict that loads it."""
+    folder = data_path / "toy"
     folder.mkdir()
     inter = ["user_id:token\titem_id:token\ttimestamp:float"]
     inter += [f"{u}\t{i}\t{u * 10 + i}" for u in range(1, 6) for i in range(1, 5)]
     (folder / "toy.inter").write_text("\n".join(inter) + "\n")
     items = ["item_id:token\ttags:token_seq\tprice:float", "1\ta b c\t1.0", "2\tb\t", "3\tc d\t3.0", "4\ta\t5.0"]
     (folder / "toy.item").write_text("\n".join(items) + "\n")
-    config = Config(
-        model="DreamRec",
-        dataset="toy",
-        config_dict={
-            "data_path": str(tmp_path),
-            "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "tags", "price"]},
-            "MAX_ITEM_LIST_LENGTH": 5,
-        },
-    )
-    dataset = create_dataset(config)
+    return {
+        "data_path": str(data_path),
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "tags", "price"]},
+        "MAX_ITEM_LIST_LENGTH": 5,
+    }
+
+
+def test_token_seq_features_and_nan_filling_load_correctly(tmp_path):
+    """pandas < 3: with pandas 3, token_seq fields break and fillna(inplace=True) leaves NaNs (setup.py bound)."""
+    from recbole.data import create_dataset
+
+    from recbole_dreamrec import Config
+
+    dataset = create_dataset(Config(model="DreamRec", dataset="toy", config_dict=write_toy_dataset(tmp_path)))
     item_feat = dataset.item_feat  # pandas DataFrame until the dataloaders are built
     tokens = {dataset.id2token("item_id", int(i)): list(tags) for i, tags in zip(item_feat["item_id"], item_feat["tags"])}
     assert {k: len(v) for k, v in tokens.items() if k != "[PAD]"} == {"1": 3, "2": 1, "3": 2, "4": 1}
@@ -160,3 +161,36 @@ def test_recbole_trainers_use_torch_amp_without_deprecation_warnings():
             assert not torch.is_autocast_enabled("cuda")
     # what the deprecated alias builds: CUDA's scaler, the arguments passed through
     assert isinstance(scaler, torch.amp.GradScaler) and scaler._device == "cuda" and not scaler.is_enabled()
+
+
+def test_loading_a_dataset_logs_no_pandas_3_future_warnings(tmp_path):
+    """pandas 2 warns in every dataset load (RecBole's chained ``fillna(inplace=True)``, ``Series.agg(len)``)
+    about pandas 3 behaviour; pandas 3 is refused (setup.py bound, :func:`compat.check_pandas_version`) and the
+    values under pandas 2 are right (test above), so these warnings only clutter every log. Every other warning
+    stays."""
+    data_path = tmp_path / "data"
+    data_path.mkdir()
+    toy = write_toy_dataset(data_path)
+    # pre-split files as the DreamRec converter writes them (benchmark_filename, item_id_list:token_seq)
+    (data_path / "split").mkdir()
+    for part, rows in {"train": ["1\t1\t1 2\t3", "2\t1\t1 2 3\t4"], "valid": ["3\t2\t2\t3"], "test": ["4\t3\t3 4\t1"]}.items():
+        lines = ["row_id:token\tsession_id:token\titem_id_list:token_seq\titem_id:token", *rows]
+        (data_path / "split" / f"split.{part}.inter").write_text("\n".join(lines) + "\n")
+    split = {"data_path": str(data_path), "benchmark_filename": ["train", "valid", "test"],
+             "alias_of_item_id": ["item_id_list"], "USER_ID_FIELD": "row_id",
+             "load_col": {"inter": ["row_id", "item_id_list", "item_id"]}, "MAX_ITEM_LIST_LENGTH": 5}
+    code = f"""
+import warnings
+import recbole_dreamrec
+from recbole.data import create_dataset
+from recbole_dreamrec import Config
+with warnings.catch_warnings(record=True) as caught:
+    sizes = [len(create_dataset(Config(model="DreamRec", dataset=name, config_dict=settings)).inter_feat)
+             for name, settings in (("toy", {toy!r}), ("split", {split!r}))]
+    warnings.warn_explicit("another FutureWarning", FutureWarning, "dataset.py", 1, module="recbole.data.dataset.dataset")
+print(*sizes)
+for w in caught:
+    print(w.category.__name__, str(w.message).splitlines()[0])
+"""
+    lines = run_python(code, tmp_path).strip().splitlines()
+    assert lines[-2:] == ["20 4", "FutureWarning another FutureWarning"], lines
