@@ -7,6 +7,7 @@ from recbole.utils import ModelType, get_trainer, init_seed
 from torch import nn
 
 from recbole_dreamrec.checks import check_model_file
+from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix
 from recbole_dreamrec.model.samplers import build_sampler
 from recbole_dreamrec.quick_start import load_data_and_model
@@ -80,6 +81,32 @@ def mask_seen_items(model, train_dataset):
     return SeenItemsMasked(model, train_dataset)
 
 
+INFERENCE_KEYS = ("sampler", "sampling_steps", "ddim_eta", "guidance_weight", "generation_samples", "sampling_seed")
+
+
+def apply_inference_setting(model, config, setting):
+    """Set a trained DreamRec's inference: ``setting``'s values (:data:`INFERENCE_KEYS`), the config's for the
+    keys it leaves out (``sampling_seed``: the config's ``seed``). Checked as the config's own values are."""
+    unknown = sorted(set(setting) - set(INFERENCE_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown inference setting(s) {unknown}; known: {list(INFERENCE_KEYS)}")
+    value = {key: setting.get(key, config["seed" if key == "sampling_seed" else key]) for key in INFERENCE_KEYS}
+    if value["guidance_weight"] < 0:
+        raise ConfigError(f"guidance_weight must be >= 0, got {value['guidance_weight']}")
+    if value["guidance_weight"] > 0 and config["uncond_prob"] == 0:
+        raise ConfigError("guidance_weight > 0 needs a null vector trained with uncond_prob > 0; this checkpoint "
+                          "was trained with uncond_prob 0: use guidance_weight 0")
+    if int(value["generation_samples"]) < 1:
+        raise ConfigError(f"generation_samples must be >= 1, got {value['generation_samples']}")
+    try:
+        model.sampler = build_sampler(value["sampler"], model.diffusion, value["sampling_steps"], value["ddim_eta"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    model.guidance_weight = float(value["guidance_weight"])
+    model.generation_samples = int(value["generation_samples"])
+    model.sampling_seed = int(value["sampling_seed"])
+
+
 def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history=False):
     """Test (or validation) metrics and evaluation seconds of a checkpoint, once per sampler setting.
 
@@ -87,10 +114,10 @@ def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history
 
     Args:
         model_file (str): a checkpoint saved by RecBole's trainer.
-        settings (list[dict or None]): DreamRec sampler settings, each with ``sampler``, ``sampling_steps``,
-            ``ddim_eta`` and optionally ``sampling_seed`` (the seed of the sampler's noise, default the config's
-            ``seed``) and ``generation_samples`` (oracles averaged per history, default the config's);
-            ``None`` evaluates the model as saved (any model).
+        settings (list[dict or None]): DreamRec inference settings, each with any of ``sampler``,
+            ``sampling_steps``, ``ddim_eta``, ``guidance_weight``, ``generation_samples`` (oracles averaged per
+            history) and ``sampling_seed`` (the seed of the sampler's noise, the config's ``seed`` by default); a
+            key left out takes the checkpoint's config value. ``None`` evaluates the model as saved (any model).
         split (str): ``test`` or ``valid``.
         mask_history (bool): for a sequential model, rank only items the user has not interacted with before (see
             :func:`mask_seen_items`); general models are masked by RecBole already.
@@ -107,11 +134,7 @@ def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history
     rows = []
     for setting in settings:
         if setting is not None:
-            model.sampler = build_sampler(
-                setting["sampler"], model.diffusion, setting["sampling_steps"], setting["ddim_eta"]
-            )
-            model.sampling_seed = setting.get("sampling_seed", config["seed"])
-            model.generation_samples = setting.get("generation_samples", config["generation_samples"])
+            apply_inference_setting(model, config, setting)
         init_seed(config["seed"], config["reproducibility"])
         start = time.perf_counter()
         result = trainer.evaluate(eval_data, load_best_model=False)

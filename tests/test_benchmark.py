@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from recbole_dreamrec.benchmark import compare
+from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.evaluation import evaluate_checkpoint
 
 
@@ -90,6 +91,25 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     for model in ("DreamRec", "SASRec"):
         assert float(rows[model][hit_masked]) >= float(rows[model][hit_recbole])
 
+    # guidance sweep: chosen on valid, test only for the run's own setting and the chosen one
+    load_script("guidance_sweep").main(["--results", str(out), "--weights", "0,4", "--samples", "1,2",
+                                        "--sampling_seeds", "1"])
+    sweep = list(csv.DictReader((out / "guidance.csv").open()))
+    own_w = f"{run['config']['guidance_weight']:g}"
+    assert own_w not in ("0", "4") and run["config"]["generation_samples"] == 1
+    assert [(row["w"].split(" ")[0], row["S"]) for row in sweep] == [("0", "1"), ("4", "1"), ("0", "2"), ("4", "2"),
+                                                                     (own_w, "1")]  # the run's own w added
+    (own_valid,) = evaluate_checkpoint(run["model_file"], split="valid")
+    own_row = next(row for row in sweep if "(own)" in row["w"])
+    assert float(own_row["valid ndcg@10"]) == pytest.approx(own_valid["ndcg@10"], abs=5e-5)
+    best = max(sweep, key=lambda row: (float(row["valid ndcg@10"]), row is own_row))  # a tie keeps the run's own
+    assert "(chosen on valid)" in best["w"]
+    assert {row["w"] for row in sweep if row["test ndcg@10"]} == {own_row["w"], best["w"]}
+    (chosen_test,) = evaluate_checkpoint(run["model_file"], [{"guidance_weight": float(best["w"].split(" ")[0]),
+                                                              "generation_samples": int(best["S"])}])
+    assert float(best["test hit@10"]) == pytest.approx(chosen_test["hit@10"], abs=5e-5)
+    assert "binomial standard error" in (out / "guidance.md").read_text()
+
 
 def test_ablation_runs_variants_and_seeds_resumes_and_evaluates_readouts(tiny_config_dict, in_tmp_dir):
     shared = write_yaml(in_tmp_dir / "configs" / "tiny.yaml", {**tiny_config_dict, "epochs": 1})
@@ -124,6 +144,18 @@ def test_ablation_runs_variants_and_seeds_resumes_and_evaluates_readouts(tiny_co
     ddim20 = next(r for r in rows if r[0] == "ddim K=20" and r[1] == "1")
     direct = evaluate_checkpoint(records[0]["model_file"], [{"sampler": "ddim", "sampling_steps": 20, "ddim_eta": 0.0}])
     assert ddim20[3] == f"{direct[0]['hit@10']:.4f}"
+
+    # guidance sweep over two seeds' checkpoints: the own setting, each with its own sampling seed, is the mean of
+    # the two runs' test results; checkpoints trained otherwise are refused
+    sweep_script = load_script("guidance_sweep")
+    sweep_script.main(["--model_files", records[0]["model_file"], records[1]["model_file"], "--out", str(out),
+                       "--weights", "0,1", "--samples", "1", "--sampling_seeds", "1"])
+    own = next(row for row in csv.DictReader((out / "guidance.csv").open()) if "(own)" in row["w"])
+    assert float(own["test hit@10"]) == pytest.approx((records[0]["test"]["hit@10"] + records[1]["test"]["hit@10"]) / 2,
+                                                     abs=5e-5)
+    with pytest.raises(ConfigError, match=r"differ in \['guidance_weight'\]"):
+        sweep_script.main(["--model_files", records[0]["model_file"], records[2]["model_file"], "--out", str(out),
+                           "--debug"])
 
 
 def test_compare_continues_an_interrupted_model_to_the_same_result(tiny_config_dict, in_tmp_dir):

@@ -67,3 +67,46 @@ def test_objective_function_leaves_global_logging_alone(tiny_config_dict, in_tmp
     result = objective_function({**tiny_config_dict, "model": "DreamRec", "dataset": "ml-100k-tiny", "epochs": 1},
                                 saved=False)
     assert 0.0 <= result["test_result"]["ndcg@10"] <= 1.0
+
+
+def test_inference_settings_change_a_trained_model_as_its_config_would(tiny_config_dict):
+    from recbole_dreamrec.errors import ConfigError
+    from recbole_dreamrec.evaluation import apply_inference_setting
+
+    config = Config(model="DreamRec", dataset="ml-100k-tiny", config_dict=tiny_config_dict)
+    train_data, _, test_data = data_preparation(config, create_dataset(config))
+
+    def model_with(**values):
+        saved = {key: config[key] for key in values}
+        config.final_config_dict.update(values)
+        init_seed(0, True)
+        try:
+            return DreamRec(config, train_data._dataset).eval()  # the same weights every time
+        finally:
+            config.final_config_dict.update(saved)
+
+    batch = next(iter(test_data))[0]
+    seq, length = batch["item_id_list"], batch["item_length"]
+    trained = model_with()
+    as_trained = trained.generate(seq, length)
+    apply_inference_setting(trained, config, {"guidance_weight": 0.0, "generation_samples": 3})
+    assert (trained.guidance_weight, trained.generation_samples, trained.sampling_seed) == (0.0, 3, config["seed"])
+    assert trained.sampler.__class__.__name__ == "DDIMSampler" and len(trained.sampler.timesteps) == 5  # the config's
+    torch.testing.assert_close(trained.generate(seq, length),
+                               model_with(guidance_weight=0.0, generation_samples=3).generate(seq, length))
+    assert not torch.allclose(trained.generate(seq, length), as_trained)
+    apply_inference_setting(trained, config, {})  # nothing given: back to the config's inference
+    torch.testing.assert_close(trained.generate(seq, length), as_trained)
+
+    for setting, message in [({"guidance": 1.0}, "unknown inference setting"), ({"guidance_weight": -1}, ">= 0"),
+                             ({"generation_samples": 0}, "generation_samples must be >= 1"),
+                             ({"sampling_steps": 21}, r"sampling_steps must be in \[1, timesteps=20\]")]:
+        with pytest.raises(ConfigError, match=message):
+            apply_inference_setting(trained, config, setting)
+    config.final_config_dict["uncond_prob"] = 0.0  # a checkpoint whose null vector was never trained
+    try:
+        with pytest.raises(ConfigError, match="uncond_prob 0"):
+            apply_inference_setting(trained, config, {"guidance_weight": 1.0})
+        apply_inference_setting(trained, config, {"guidance_weight": 0.0})
+    finally:
+        config.final_config_dict["uncond_prob"] = 0.1

@@ -1,0 +1,147 @@
+"""Guidance weight w and oracles per history S of a trained DreamRec, chosen on the validation split.
+
+Both act at inference only (x0 = (1+w) f(x_t, h, t) - w f(x_t, null, t); the mean of S generated oracles), so one
+checkpoint serves every value. For the DreamRec run of a ``compare.py`` results folder, or for checkpoints trained
+alike with other seeds (their metrics averaged):
+
+    python benchmarks/guidance_sweep.py --results benchmarks/results/ml-1m --weights 0,1,2,4,8 --samples 1,4
+    python benchmarks/guidance_sweep.py --model_files saved/A.pth saved/B.pth --out DIR
+
+evaluates every (w, S) on the validation split (each with ``--sampling_seeds`` noise seeds; metrics averaged over
+seeds and checkpoints), picks the best by the checkpoints' ``valid_metric`` (a tie keeps their own setting), and
+only then evaluates two settings on the test split: their own and the chosen one. Writes ``guidance.md`` and
+``guidance.csv`` into the folder. Everything else (weights, data, sampler, seed) is the checkpoints'.
+"""
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
+
+from recbole_dreamrec.checks import check_model_file  # noqa: E402
+from recbole_dreamrec.errors import ConfigError, InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
+from recbole_dreamrec.evaluation import evaluate_checkpoint  # noqa: E402
+from recbole_dreamrec.reporting import write_table  # noqa: E402
+
+METRICS = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")
+
+
+def numbers(text, kind):
+    return [kind(v) for v in text.split(",") if v.strip()]
+
+
+def checkpoint_config(model_file):
+    """The RecBole ``Config`` a checkpoint was trained with (it is saved inside)."""
+    return torch.load(check_model_file(model_file), map_location="cpu", weights_only=False)["config"]
+
+
+def mean_over_seeds(model_files, configs, settings, n_seeds, split):
+    """One row per setting: the metrics averaged over the checkpoints and ``n_seeds`` sampling seeds each (its
+    config's ``seed``, ``seed + 1``, ...: the first is the one its training run evaluated with), and the
+    evaluation seconds summed."""
+    per_file = []
+    for model_file, config in zip(model_files, configs):
+        runs = [{**s, "sampling_seed": config["seed"] + i} for s in settings for i in range(n_seeds)]
+        per_file.append(evaluate_checkpoint(model_file, runs, split=split))
+    out = []
+    for i, setting in enumerate(settings):
+        group = [row for rows in per_file for row in rows[i * n_seeds:(i + 1) * n_seeds]]
+        out.append({**setting, "seconds": sum(r["seconds"] for r in group), "users": group[0]["users"],
+                    **{m: sum(r[m] for r in group) / len(group) for m in METRICS}})
+    return out
+
+
+@main_guard
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Choose DreamRec's guidance weight and oracles per history on valid.")
+    parser.add_argument("--results", help="a compare.py results folder with a finished DreamRec run")
+    parser.add_argument("--model", default="DreamRec", help="the run's name in <results>/runs")
+    parser.add_argument("--model_files", nargs="+", help="instead of --results: DreamRec checkpoints trained alike "
+                        "(e.g. with two seeds); their metrics are averaged")
+    parser.add_argument("--out", help="where guidance.md and guidance.csv go (default: --results)")
+    parser.add_argument("--weights", default="0,0.5,1,2,4,8", help="guidance weights w, comma separated")
+    parser.add_argument("--samples", default="1,4", help="oracles per history S, comma separated")
+    parser.add_argument("--sampling_seeds", type=int, default=2,
+                        help="noise seeds per setting and checkpoint (its seed, seed + 1, ...)")
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    if bool(args.results) == bool(args.model_files):
+        parser.error("give either --results or --model_files")
+    if args.model_files:
+        if not args.out:
+            parser.error("--model_files needs --out")
+        model_files = args.model_files
+    else:
+        path = Path(args.results) / "runs" / f"{args.model}.json"
+        if not path.is_file():
+            raise InputNotFoundError(f"no finished {args.model} run in {path.parent}: run benchmarks/compare.py first")
+        model_files = [json.loads(path.read_text())["model_file"]]
+    out = Path(args.out or args.results)
+    configs = [checkpoint_config(f) for f in model_files]
+    config = configs[0]
+    keys = ("dataset", "valid_metric", "guidance_weight", "generation_samples", "uncond_prob", "sampler",
+            "sampling_steps", "seed")
+    differ = [k for k in keys[:-1] if any(c[k] != config[k] for c in configs[1:])]
+    if differ:
+        raise ConfigError(f"the checkpoints differ in {differ}: pass checkpoints trained alike (other seeds)")
+    if args.sampling_seeds < 1:
+        parser.error("--sampling_seeds must be >= 1")
+    metric = str(config["valid_metric"]).lower()
+    if metric not in METRICS:
+        raise ConfigError(f"the checkpoints were selected on {metric}; this table has {list(METRICS)}")
+    own = {"guidance_weight": float(config["guidance_weight"]), "generation_samples": int(config["generation_samples"])}
+    grid = [{"guidance_weight": w, "generation_samples": s}
+            for s in numbers(args.samples, int) for w in numbers(args.weights, float)]
+    if own not in grid:
+        grid.append(own)
+
+    valid = mean_over_seeds(model_files, configs, grid, args.sampling_seeds, "valid")
+    # the best valid score; a tie keeps the checkpoints' own setting
+    best = max(valid, key=lambda row: (row[metric], all(row[k] == own[k] for k in own)))
+    chosen = {k: best[k] for k in own}
+    test = mean_over_seeds(model_files, configs, [own] + ([chosen] if chosen != own else []), args.sampling_seeds,
+                           "test")
+    test_of = {(r["guidance_weight"], r["generation_samples"]): r for r in test}
+
+    header = ["w", "S", *(f"valid {m}" for m in METRICS), "valid s", *(f"test {m}" for m in METRICS)]
+    table = []
+    for row in valid:
+        key = (row["guidance_weight"], row["generation_samples"])
+        mark = " (own)" if key == tuple(own.values()) else ""
+        mark += " (chosen on valid)" if key == tuple(chosen.values()) else ""
+        tested = test_of.get(key)
+        table.append([f"{key[0]:g}{mark}", key[1], *(f"{row[m]:.4f}" for m in METRICS), f"{row['seconds']:.1f}",
+                      *((f"{tested[m]:.4f}" for m in METRICS) if tested else [""] * len(METRICS))])
+    hit = best["hit@10"]
+    users = best["users"]
+    trained = ", ".join(f"`{f}` (seed {c['seed']})" for f, c in zip(model_files, configs))
+    command = " ".join(["python benchmarks/guidance_sweep.py", *(sys.argv[1:] if argv is None else argv)])
+    before = [
+        f"# {config['dataset']}: DreamRec's guidance weight w and oracles per history S, chosen on valid {metric}",
+        "",
+        f"Checkpoints {trained}, trained with w = {own['guidance_weight']:g}, S = {own['generation_samples']}, "
+        f"uncond_prob {config['uncond_prob']}; sampler {config['sampler']}"
+        + (f" K = {config['sampling_steps']}" if config["sampler"] == "ddim" else "")
+        + f"; metrics averaged over the checkpoints and {args.sampling_seeds} sampling seed(s) each (its seed, seed + 1, "
+        "...). Test metrics only "
+        "for the checkpoints' own setting and the one chosen on valid.",
+        "",
+    ]
+    after = [
+        "",
+        f"One binomial standard error of HR@10 near {hit:.3f} over {users} users (one checkpoint): "
+        f"{math.sqrt(hit * (1 - hit) / users):.4f}; gaps under about two are ties.",
+        "",
+        f"Command: `{command}`",
+    ]
+    print(write_table(out / "guidance.md", out / "guidance.csv", header, table, before=before, after=after),
+          end="")
+
+
+if __name__ == "__main__":
+    main()
