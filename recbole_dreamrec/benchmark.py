@@ -7,9 +7,8 @@ so far); the same command run again continues it from its last checkpoint (:meth
 <recbole_dreamrec.trainer.ResumableMixin.resume>`), so an interrupted comparison loses at most the epoch in progress,
 and the resumed model ends as an uninterrupted one would. Tables (Markdown, CSV; the unfinished runs in a table of
 their own), a bar chart and the anytime plot (validation metric against training seconds) are rebuilt after every
-validation. Paths in the records are written
-relative to the working directory (RecBole's bundled datasets as ``<recbole>/...``), so the records of a checkout
-mean the same on another machine.
+validation. Paths in the records are written relative to the working directory (RecBole's bundled datasets as
+``<recbole>/...``), so the records of a checkout mean the same on another machine.
 """
 
 import hashlib
