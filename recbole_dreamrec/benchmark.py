@@ -193,7 +193,9 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
             for a model when it exists (its own overrides).
         out_dir (str): where ``runs/``, ``configs/`` and the tables go.
         config_dict (dict, optional): settings for every model (e.g. ``epochs`` for a smoke run).
-        redo (iterable[str]): models to run again although finished (``"all"`` for every model).
+        redo (iterable[str]): models to run again although finished (``"all"`` for every model): the finished
+            record moves to ``runs/replaced/`` and the model starts afresh; an interrupted redo, like any
+            unfinished run, continues from its last checkpoint when the same call runs again.
         metrics (iterable[str]): the test metrics in the tables (the first two are also drawn).
 
     Returns:
@@ -208,12 +210,17 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
     records, start = [], time.perf_counter()
     for n, model in enumerate(models, start=1):
         run_file = out_dir / "runs" / f"{model}.json"
-        if run_file.is_file() and model not in redo:
-            log(f"[{n}/{len(models)}] {model}: finished before, skipped ({run_file})")
-            records.append(json.loads(run_file.read_text()))
-            continue
+        afresh = False
+        if run_file.is_file():
+            if model not in redo:
+                log(f"[{n}/{len(models)}] {model}: finished before, skipped ({run_file})")
+                records.append(json.loads(run_file.read_text()))
+                continue
+            replaced = replace_finished_run(run_file)
+            log(f"[{n}/{len(models)}] {model}: running again; the finished record is kept as {replaced}")
+            afresh = True  # from the start, not from a progress file left behind
         files = list(config_file_list) + [f for f in [model_override_file(config_dir, model)] if f]
-        progress = start_progress(out_dir, model, dataset, files, config_dict, model in redo, log)
+        progress = start_progress(out_dir, model, dataset, files, config_dict, afresh, log)
         progress.on_write = lambda: write_tables(with_other_runs(records, out_dir), out_dir, dataset, metrics)
         settings = dict(config_dict or {})
         if progress.last_model_file:
@@ -235,6 +242,18 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
         write_tables(with_other_runs(records, out_dir), out_dir, dataset, metrics)
     write_tables(with_other_runs(records, out_dir), out_dir, dataset, metrics)
     return records
+
+
+def replace_finished_run(run_file):
+    """Move a finished run's record ``runs/<Model>.json`` to ``runs/replaced/<Model>-<finished>.json`` (where no
+    reader of finished runs looks) and return the new path: a redo is then an unfinished run like any other, which
+    the same command continues after an interruption."""
+    run_file = Path(run_file)
+    finished = json.loads(run_file.read_text()).get("finished") or time.strftime("%F %T")
+    target = run_file.parent / "replaced" / f"{run_file.stem}-{finished.replace(' ', '_').replace(':', '-')}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(run_file, target)
+    return target
 
 
 def finished_run_files(out_dir, pattern="*"):

@@ -56,7 +56,8 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     assert (out / "runs" / "DreamRec.json").stat().st_mtime_ns == before
     logs.clear()
     compare(["SASRec"], "ml-100k-tiny", [shared], out, redo=["SASRec"], log=logs.append)
-    assert logs[0].startswith("[1/1] SASRec: running with") and logs[-1].startswith("[1/1] SASRec: ok in")
+    assert logs[0].startswith("[1/1] SASRec: running again; the finished record is kept as")
+    assert logs[1].startswith("[1/1] SASRec: running with") and logs[-1].startswith("[1/1] SASRec: ok in")
     table = (out / "results.md").read_text()  # every finished run of the folder, the command's models first
     assert table.index("| SASRec | ok |") < table.index("| DreamRec | ok |") < table.index("| NoSuchModel | failed")
 
@@ -201,6 +202,23 @@ def test_compare_continues_an_interrupted_model_to_the_same_result(tiny_config_d
     assert (out / "anytime.png").read_bytes()[:4] == b"\x89PNG"
     assert "| DreamRec | ok | 3 | epoch budget (3) |" in (out / "results.md").read_text()
     assert "Unfinished" not in (out / "results.md").read_text()
+
+    # a redo moves the finished record to runs/replaced/ and is then an unfinished run like any other: interrupted,
+    # the same command (--redo included) continues it instead of starting a third time
+    logs.clear()
+    with pytest.raises(KeyboardInterrupt):
+        compare(["DreamRec"], "ml-100k-tiny", [shared], out, config_dict=settings, redo=["DreamRec"],
+                log=interrupt_at_second_epoch)
+    assert not (out / "runs" / "DreamRec.json").exists() and "running again" in logs[0]
+    (replaced,) = (out / "runs" / "replaced").glob("DreamRec-*.json")
+    assert json.loads(replaced.read_text())["test"] == resumed["test"]
+    assert "Unfinished runs" in (out / "results.md").read_text()
+    logs.clear()
+    redone = compare(["DreamRec"], "ml-100k-tiny", [shared], out, config_dict=settings, redo=["DreamRec"],
+                     log=logs.append)[0]
+    assert any("continuing from" in line for line in logs) and redone["sessions"] == 2
+    assert redone["test"] == full["test"] and [h["epoch"] for h in redone["history"]] == [0, 1, 2]
+    assert json.loads((out / "runs" / "DreamRec.json").read_text())["test"] == full["test"]
 
 
 class _FakeTrainer:
