@@ -1,6 +1,7 @@
 """Evaluate a trained checkpoint (DreamRec under several samplers, or any RecBole model) and time it."""
 
 import time
+from collections import ChainMap
 
 import torch
 from recbole.utils import ModelType, get_trainer, init_seed
@@ -10,6 +11,7 @@ from recbole_dreamrec.checks import check_model_file
 from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix
 from recbole_dreamrec.model.samplers import build_sampler
+from recbole_dreamrec.model.settings import check_config
 from recbole_dreamrec.quick_start import load_data_and_model
 
 
@@ -86,22 +88,14 @@ INFERENCE_KEYS = ("sampler", "sampling_steps", "ddim_eta", "guidance_weight", "g
 
 def apply_inference_setting(model, config, setting):
     """Set a trained DreamRec's inference: ``setting``'s values (:data:`INFERENCE_KEYS`), the config's for the
-    keys it leaves out (``sampling_seed``: the config's ``seed``). Checked as the config's own values are."""
+    keys it leaves out (``sampling_seed``: the config's ``seed``), checked by the model's own
+    :func:`~recbole_dreamrec.model.settings.check_config` as if they were in the config."""
     unknown = sorted(set(setting) - set(INFERENCE_KEYS))
     if unknown:
         raise ConfigError(f"unknown inference setting(s) {unknown}; known: {list(INFERENCE_KEYS)}")
     value = {key: setting.get(key, config["seed" if key == "sampling_seed" else key]) for key in INFERENCE_KEYS}
-    if value["guidance_weight"] < 0:
-        raise ConfigError(f"guidance_weight must be >= 0, got {value['guidance_weight']}")
-    if value["guidance_weight"] > 0 and config["uncond_prob"] == 0:
-        raise ConfigError("guidance_weight > 0 needs a null vector trained with uncond_prob > 0; this checkpoint "
-                          "was trained with uncond_prob 0: use guidance_weight 0")
-    if int(value["generation_samples"]) < 1:
-        raise ConfigError(f"generation_samples must be >= 1, got {value['generation_samples']}")
-    try:
-        model.sampler = build_sampler(value["sampler"], model.diffusion, value["sampling_steps"], value["ddim_eta"])
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+    check_config(ChainMap({k: v for k, v in value.items() if k != "sampling_seed"}, config))
+    model.sampler = build_sampler(value["sampler"], model.diffusion, value["sampling_steps"], value["ddim_eta"])
     model.guidance_weight = float(value["guidance_weight"])
     model.generation_samples = int(value["generation_samples"])
     model.sampling_seed = int(value["sampling_seed"])
