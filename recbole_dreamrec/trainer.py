@@ -81,6 +81,40 @@ class DistributedMixin:
             self.saved_model_file = names[0]
 
 
+class UniqueCheckpointMixin:
+    """A best-checkpoint name no other run has taken.
+
+    RecBole names the best checkpoint ``<model>-<local time, to the second>.pth``. Two runs of one model that start
+    within the same second in one ``checkpoint_dir`` (the seeds of an ablation or a sweep on a fast machine) got the
+    same name, and the later run silently wrote its weights over the earlier run's checkpoint, whose record then
+    pointed at the wrong model. A name that a checkpoint (best, last or partly written) on disk or a trainer built
+    earlier in this process already has gets a suffix: ``<model>-<time>-2.pth``, ``-3``, ... Runs started by
+    separate processes in the same second, before either has written anything, can still meet.
+    """
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.saved_model_file = _unique_checkpoint_name(self.saved_model_file)
+
+
+_CHECKPOINT_NAMES_GIVEN = set()
+
+
+def _unique_checkpoint_name(path):
+    stem = path[:-4] if path.endswith(".pth") else path
+
+    def taken(candidate):
+        files = (f"{candidate}.pth", f"{candidate}.pth.partial", f"{candidate}.last.pth")
+        return candidate in _CHECKPOINT_NAMES_GIVEN or any(os.path.exists(file) for file in files)
+
+    candidate, number = stem, 1
+    while taken(candidate):
+        number += 1
+        candidate = f"{stem}-{number}"
+    _CHECKPOINT_NAMES_GIVEN.add(candidate)
+    return f"{candidate}.pth"
+
+
 def _writes_checkpoints(trainer):
     return trainer.config["single_spec"] or trainer.config["local_rank"] == 0
 
@@ -273,5 +307,6 @@ class ResumableMixin:
 
 def instrument(trainer_class):
     """``trainer_class`` with the mixins above."""
-    mixins = (ResumableMixin, TimingMixin, SafetyMixin, DistributedMixin)
+    # UniqueCheckpointMixin after DistributedMixin: rank 0's unique name is the one broadcast to every process
+    mixins = (ResumableMixin, TimingMixin, SafetyMixin, DistributedMixin, UniqueCheckpointMixin)
     return type(trainer_class.__name__, (*mixins, trainer_class), {})

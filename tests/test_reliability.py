@@ -95,6 +95,19 @@ def test_same_seed_same_metrics(tiny_config_dict, in_tmp_dir):
     assert a["test_result"] == b["test_result"] and a["best_valid_result"] == b["best_valid_result"]
 
 
+def test_runs_started_in_the_same_second_keep_their_own_checkpoints(tiny_config_dict, in_tmp_dir, monkeypatch):
+    """RecBole names checkpoints by the second: two seeds of an ablation on a fast machine shared one file, and the
+    first run's record pointed at the second run's weights (CI saw it)."""
+    import recbole.trainer.trainer as recbole_trainer
+
+    monkeypatch.setattr(recbole_trainer, "get_local_time", lambda: "Nov-29-2026_02-28-34")
+    first, second = (tiny_run(tiny_config_dict, epochs=1, seed=seed) for seed in (1, 2))
+    assert Path(first["model_file"]).name == "DreamRec-Nov-29-2026_02-28-34.pth"
+    assert Path(second["model_file"]).name == "DreamRec-Nov-29-2026_02-28-34-2.pth"
+    assert second["last_model_file"].endswith("DreamRec-Nov-29-2026_02-28-34-2.last.pth")
+    assert [load(run["model_file"])["config"]["seed"] for run in (first, second)] == [1, 2]
+
+
 def test_download_runs_in_a_single_process_and_offline_failure_is_clear(tiny_data_path, tmp_path, in_tmp_dir,
                                                                           monkeypatch):
     monkeypatch.setattr(recbole_dataset, "decide_download", lambda url: True)
