@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 
 from recbole_dreamrec.checks import check_model_file  # noqa: E402
 from recbole_dreamrec.errors import ConfigError, InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
-from recbole_dreamrec.evaluation import evaluate_checkpoint  # noqa: E402
+from recbole_dreamrec.evaluation import Checkpoint  # noqa: E402
 from recbole_dreamrec.reporting import write_table  # noqa: E402
 
 METRICS = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")
@@ -40,14 +40,15 @@ def checkpoint_config(model_file):
     return torch.load(check_model_file(model_file), map_location="cpu", weights_only=False)["config"]
 
 
-def mean_over_seeds(model_files, configs, settings, n_seeds, split):
-    """One row per setting: the metrics averaged over the checkpoints and ``n_seeds`` sampling seeds each (its
-    config's ``seed``, ``seed + 1``, ...: the first is the one its training run evaluated with), and the
-    evaluation seconds summed."""
+def mean_over_seeds(checkpoints, settings, n_seeds, split):
+    """One row per setting: the metrics averaged over the checkpoints (:class:`Checkpoint`) and ``n_seeds``
+    sampling seeds each (its config's ``seed``, ``seed + 1``, ...: the first is the one its training run evaluated
+    with), and the evaluation seconds summed."""
     per_file = []
-    for model_file, config in zip(model_files, configs):
-        runs = [{**s, "sampling_seed": config["seed"] + i} for s in settings for i in range(n_seeds)]
-        per_file.append(evaluate_checkpoint(model_file, runs, split=split))
+    for checkpoint in checkpoints:
+        seed = checkpoint.config["seed"]
+        runs = [{**s, "sampling_seed": seed + i} for s in settings for i in range(n_seeds)]
+        per_file.append(checkpoint.evaluate(runs, split=split))
     out = []
     for i, setting in enumerate(settings):
         group = [row for rows in per_file for row in rows[i * n_seeds:(i + 1) * n_seeds]]
@@ -100,11 +101,12 @@ def main(argv=None):
     if own not in grid:
         grid.append(own)
 
-    valid = mean_over_seeds(model_files, configs, grid, args.sampling_seeds, "valid")
+    checkpoints = [Checkpoint(f) for f in model_files]  # each loaded once, for both splits
+    valid = mean_over_seeds(checkpoints, grid, args.sampling_seeds, "valid")
     # the best valid score; a tie keeps the checkpoints' own setting
     best = max(valid, key=lambda row: (row[metric], all(row[k] == own[k] for k in own)))
     chosen = {k: best[k] for k in own}
-    test = mean_over_seeds(model_files, configs, [own] + ([chosen] if chosen != own else []), args.sampling_seeds,
+    test = mean_over_seeds(checkpoints, [own] + ([chosen] if chosen != own else []), args.sampling_seeds,
                            "test")
     test_of = {(r["guidance_weight"], r["generation_samples"]): r for r in test}
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 
 from recbole_dreamrec.benchmark import finished_run_files  # noqa: E402
 from recbole_dreamrec.errors import InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
-from recbole_dreamrec.evaluation import evaluate_checkpoint  # noqa: E402
+from recbole_dreamrec.evaluation import Checkpoint  # noqa: E402
 from recbole_dreamrec.reporting import write_table  # noqa: E402
 
 METRICS = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")
@@ -38,8 +38,9 @@ def main(argv=None):
 
     table = []
     for run in runs:
-        (as_recbole,) = evaluate_checkpoint(run["model_file"])
-        (masked,) = evaluate_checkpoint(run["model_file"], mask_history=True)
+        checkpoint = Checkpoint(run["model_file"])
+        (as_recbole,) = checkpoint.evaluate()
+        (masked,) = checkpoint.evaluate(mask_history=True)
         table.append([run["model"]] + [f"{as_recbole[m]:.4f}" for m in METRICS] + [f"{masked[m]:.4f}" for m in METRICS])
     table.sort(key=lambda row: -float(row[len(METRICS) + 1]))
     header = ["model"] + [f"{m} (RecBole)" for m in METRICS] + [f"{m} (seen masked)" for m in METRICS]

@@ -150,7 +150,7 @@ def evaluate_readouts(out_dir, variant, metrics, readouts=READOUTS, log=print):
     """Evaluate the best checkpoint of every seed of ``variant`` under each readout (sampler, steps, averaging), on
     the validation and the test split: the same weights, only the generation differs. Writes
     ``readouts-<variant>.{md,csv}`` and returns the rows."""
-    from recbole_dreamrec.evaluation import evaluate_checkpoint  # loads RecBole's quick start: only when used
+    from recbole_dreamrec.evaluation import Checkpoint  # loads RecBole's quick start: only when used
 
     runs = [r for r in finished_runs(out_dir) if r["variant"] == variant]
     rows = []
@@ -158,7 +158,8 @@ def evaluate_readouts(out_dir, variant, metrics, readouts=READOUTS, log=print):
         if record["status"] != "ok":
             continue
         settings = [{k: v for k, v in r.items() if k != "name"} for r in readouts]
-        results = {split: evaluate_checkpoint(record["model_file"], settings, split) for split in ("valid", "test")}
+        checkpoint = Checkpoint(record["model_file"])
+        results = {split: checkpoint.evaluate(settings, split) for split in ("valid", "test")}
         for readout, valid, test in zip(readouts, results["valid"], results["test"]):
             rows.append([readout["name"], record["seed"], f"{valid[record['valid_metric']]:.4f}"]
                         + [f"{test[m]:.4f}" for m in metrics] + [f"{test['seconds']:.1f}"])

@@ -111,3 +111,30 @@ def test_inference_settings_change_a_trained_model_as_its_config_would(tiny_conf
         apply_inference_setting(trained, config, {"guidance_weight": 0.0})
     finally:
         config.final_config_dict["uncond_prob"] = 0.1
+
+
+def test_a_checkpoint_loaded_once_evaluates_each_setting_and_split_as_a_fresh_load_does(tiny_config_dict, in_tmp_dir,
+                                                                                       monkeypatch):
+    """One load serves several settings and both splits; a setting never leaks into the next evaluation (None after
+    a setting is the model as saved)."""
+    import recbole_dreamrec.evaluation as evaluation
+    from recbole_dreamrec import run_recbole_dreamrec
+
+    model_file = run_recbole_dreamrec("DreamRec", "ml-100k-tiny", config_dict={**tiny_config_dict, "epochs": 1})["model_file"]
+    other = {"guidance_weight": 0.0, "generation_samples": 3, "sampler": "ddpm", "sampling_steps": 20,
+             "ddim_eta": 1.0}
+    fresh = {split: evaluation.evaluate_checkpoint(model_file, [None], split) +
+             evaluation.evaluate_checkpoint(model_file, [other], split) for split in ("valid", "test")}
+    assert fresh["test"][0]["ndcg@10"] != fresh["test"][1]["ndcg@10"] or \
+        fresh["valid"][0]["ndcg@10"] != fresh["valid"][1]["ndcg@10"]  # the two settings are told apart
+
+    loads = []
+    real_load = evaluation.load_data_and_model
+    monkeypatch.setattr(evaluation, "load_data_and_model", lambda f: loads.append(f) or real_load(f))
+    checkpoint = evaluation.Checkpoint(model_file)
+    for split in ("valid", "test", "valid"):
+        rows = checkpoint.evaluate([None, other, None], split)
+        metrics = [m for m in rows[0] if "@" in m]
+        for row, expected in zip(rows, fresh[split] + fresh[split][:1]):
+            assert {m: row[m] for m in metrics} == {m: expected[m] for m in metrics}
+    assert checkpoint.model.guidance_weight == checkpoint.config["guidance_weight"] and len(loads) == 1
