@@ -32,7 +32,7 @@ torch 2.x deprecates        every ``Trainer.fit`` builds                    :fun
 ``torch.cuda.amp``'s        ``torch.cuda.amp.GradScaler`` and logs a        the trainer module's ``amp`` names
 ``GradScaler`` and          ``FutureWarning`` (NCL also ``autocast``)       the ``torch.amp`` ones on CUDA, which
 ``autocast``                                                                the deprecated aliases stand for.
-pandas 2 warns of pandas 3  every dataset load prints ``FutureWarning``\ s   :func:`quiet_pandas_3_warnings_of_
+pandas 2 warns of pandas 3  every dataset load prints a ``FutureWarning``    :func:`quiet_pandas_3_warnings_of_
 behaviour (chained          from RecBole's ``dataset.py`` (and              recbole`: those two warnings,
 ``fillna(inplace=True)``,   ``sequential_dataset.py`` for pre-split files)  attributed to RecBole's dataset
 ``Series.agg(len)``)                                                        modules, are ignored; pandas 3
