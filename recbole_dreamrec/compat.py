@@ -37,6 +37,12 @@ behaviour (chained          from RecBole's ``dataset.py`` (and              recb
 ``fillna(inplace=True)``,   ``sequential_dataset.py`` for pre-split files)  attributed to RecBole's dataset
 ``Series.agg(len)``)                                                        modules, are ignored; pandas 3
                                                                             itself is refused (below)
+numpy 2 deprecates a        every sequential dataset build sorts its        :func:`sort_interactions_on_arrays`:
+``__array_wrap__`` without  rows (``Interaction.sort``) with                ``Interaction.sort`` with numpy's
+``return_scalar``, which    ``np.argsort(<torch tensor>)``: numpy falls     stable argsort of the key's array,
+torch's tensors still have  back to the tensor's ``__array_wrap__``; a      the same order RecBole's gives.
+                            ``DeprecationWarning`` now, a ``TypeError``
+                            in the numpy that ends the deprecation
 ==========================  ==============================================  ===================================
 
 Fixed by version bounds in ``setup.py`` instead (the clean answer there; tests check the behaviour):
@@ -186,6 +192,41 @@ def use_torch_amp_in_recbole():
     )
 
 
+def sort_interactions_on_arrays():
+    """Give RecBole's ``Interaction`` a ``sort`` that hands numpy an array, not a torch tensor.
+
+    RecBole's ``Interaction.sort`` calls ``np.argsort(tensor, kind="stable")``; numpy 2 cannot call the tensor's own
+    ``argsort`` with those arguments and falls back to converting it and wrapping the result with the tensor's
+    ``__array_wrap__``, whose signature numpy 2 deprecates. This one sorts the same way (by the last field first,
+    numpy's stable argsort, a descending field by reversing the ascending order, the first column of a 2-d field)
+    on the key's array, with RecBole's checks of ``by`` and ``ascending``.
+    """
+    from recbole.data.interaction import Interaction
+
+    def sort(self, by, ascending=True):
+        by = [by] if isinstance(by, str) else by
+        if not isinstance(by, (list, tuple)):
+            raise TypeError(f"Wrong type of by [{by}].")
+        for field in by:
+            if field not in self.interaction:
+                raise ValueError(f"[{field}] is not exist in interaction [{self}].")
+        ascending = [ascending] if isinstance(ascending, bool) else ascending
+        if not isinstance(ascending, (list, tuple)) or not all(isinstance(a, bool) for a in ascending):
+            raise TypeError(f"Wrong type of ascending [{ascending}].")
+        if len(ascending) == 1:
+            ascending = list(ascending) * len(by)
+        if len(by) != len(ascending):
+            raise ValueError(f"by [{by}] and ascending [{ascending}] should have same length.")
+        for field, up in reversed(list(zip(by, ascending))):
+            key = self.interaction[field]
+            key = key if key.dim() == 1 else key[..., 0]
+            index = np.argsort(key.cpu().numpy(), kind="stable")  # [N]
+            self._reindex(torch.from_numpy(np.ascontiguousarray(index if up else index[::-1])))
+
+    sort.__doc__ = Interaction.sort.__doc__
+    Interaction.sort = sort
+
+
 def apply():
     """Apply every fix above, once per process."""
     global _applied
@@ -199,4 +240,5 @@ def apply():
     import_recbole_quick_start()
     use_torch_amp_in_recbole()
     quiet_pandas_3_warnings_of_recbole()
+    sort_interactions_on_arrays()
     _applied = True

@@ -206,3 +206,30 @@ def test_the_package_compiles_without_warnings():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             compile(source.read_text(encoding="utf-8"), str(source), "exec")
+
+
+def test_interaction_sort_keeps_recbole_order_without_numpy_deprecations():
+    """RecBole sorted with ``np.argsort(<tensor>)``, which numpy 2 serves through the tensor's deprecated
+    ``__array_wrap__`` (every sequential dataset build). The fixed sort gives RecBole's order: the last field first,
+    stable, a descending field as the reversed ascending order (so its ties come out reversed)."""
+    from recbole.data.interaction import Interaction
+
+    def rows(**columns):
+        return Interaction({name: torch.tensor(values) for name, values in columns.items()})
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inter = rows(r=[0, 1, 2, 3, 4], a=[2, 1, 2, 1, 3], b=[5, 6, 7, 6, 1], seq=[[2, 9], [1, 8], [2, 7], [1, 6], [3, 5]])
+        inter.sort(["a", "b"], [True, False])
+        assert inter["r"].tolist() == [3, 1, 2, 0, 4] and inter["seq"][:, 1].tolist() == [6, 8, 7, 9, 5]
+        inter.sort("seq")  # a 2-d field: by its first column, stable
+        assert inter["r"].tolist() == [3, 1, 2, 0, 4]
+        inter.sort(["b"], ascending=False)
+        assert inter["r"].tolist() == [2, 1, 3, 0, 4]  # b: 7, 6, 6, 5, 1; the tie (rows 3, 1 before) reversed
+        assert inter["r"].dtype == torch.int64
+    with pytest.raises(ValueError, match="is not exist"):
+        inter.sort("missing")
+    with pytest.raises(TypeError, match="Wrong type of ascending"):
+        inter.sort("a", ascending="yes")
+    with pytest.raises(ValueError, match="should have same length"):
+        inter.sort(["a", "b"], [True, False, True])
