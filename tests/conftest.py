@@ -15,13 +15,15 @@ def pytest_configure(config):
     )
 
 
-@pytest.fixture(autouse=True)
-def recbole_warning_filters():
-    """The warning filters a user's process has. ``compat.apply()`` sets them when the package is imported, but
-    pytest imports this file while collecting, under warning filters it throws away afterwards, and runs every test
-    under fresh ones: without this, RecBole's pandas-3 notices fill the summary of every run with hundreds of
-    warnings that no user sees (tests/test_compat.py checks the filters in a fresh process)."""
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Run every test (its fixtures included) under the warning filters a user's process has. ``compat.apply()``
+    sets them when the package is imported, but pytest imports this file while collecting, under warning filters
+    it throws away afterwards, and runs each test under fresh ones (this wrapper runs inside them): without it,
+    RecBole's pandas-3 notices fill the summary of every run with hundreds of warnings that no user sees
+    (tests/test_compat.py checks the filters in a fresh process)."""
     recbole_dreamrec.compat.quiet_pandas_3_warnings_of_recbole()
+    yield
 
 
 def pytest_report_header(config):
