@@ -1,6 +1,7 @@
 """Trainers for the plugin's models (found by :func:`recbole_dreamrec.utils.get_trainer`), and what every model
 run through the plugin gets on top of its RecBole trainer (:func:`instrument`): timings, a non-finite-loss guard
-that names the epoch and batch, atomic checkpoint writes, exact resume, and multi-process training on the CPU."""
+that names the epoch and batch, atomic checkpoint writes under a name no other run has, exact resume, and
+multi-process training on the CPU."""
 
 import copy
 import os
