@@ -349,6 +349,14 @@ def unfinished_runs(out_dir, finished=()):
     return [s for s in states if s and s.get("history") and s.get("model") not in set(finished)]
 
 
+def best_validation(history):
+    """The index in ``history`` of the validation whose checkpoint RecBole keeps as the best: the last of equal best
+    scores, since RecBole's early stopping counts a score equal to the best as a gain (it saves that checkpoint and
+    starts counting the validations without gain again). Scores are compared as RecBole compares them, rounded to
+    its ``metric_decimal_place``."""
+    return max(range(len(history)), key=lambda i: (history[i]["valid_score"], i))
+
+
 def unfinished_rows(states, metric="ndcg@10"):
     """A table of unfinished runs: epochs trained, the best and the last validation score, the validations since the
     best (early stopping counts them up to ``stopping_step``), the training and wall-clock seconds so far, the
@@ -358,7 +366,7 @@ def unfinished_rows(states, metric="ndcg@10"):
     rows = []
     for state in states:
         history = state["history"]
-        best = max(range(len(history)), key=lambda i: history[i]["valid_score"])  # the first of equal scores
+        best = best_validation(history)
         metric_here = state.get("valid_metric") or metric
         rows.append([
             state["model"] if metric_here == metric else f"{state['model']} ({metric_here})",

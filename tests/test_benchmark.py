@@ -291,3 +291,14 @@ def test_unfinished_runs_continue_across_comment_edits_and_legacy_digests_but_no
     # another value starts afresh
     setting.write_text("epochs: 10\nMAX_ITEM_LIST_LENGTH: 20\n")
     assert start().history == [] and "settings changed" in logs[-1]
+
+
+def test_unfinished_runs_show_the_best_epoch_and_the_count_as_recbole_early_stopping_keeps_them(in_tmp_dir):
+    """RecBole counts a validation score equal to the best as a gain: it keeps that later checkpoint and counts the
+    validations without gain from there (the ml-1m DreamRec run tied 0.0827 at epochs 32 and 34)."""
+    from recbole_dreamrec.benchmark import unfinished_rows
+
+    scores = [0.10, 0.12, 0.11, 0.12, 0.115]
+    history = [{"epoch": i, "train_seconds": 1.0, "valid_seconds": 0.5, "valid_score": s} for i, s in enumerate(scores)]
+    _, (row,) = unfinished_rows([{"model": "DreamRec", "history": history, "sessions": 1}])
+    assert row[2:5] == ["0.1200 (4)", "0.1150", 1]
