@@ -127,26 +127,27 @@ class Checkpoint:
                                                                                                        scored)
         return self._trainers[mask_history]
 
-    def evaluate(self, settings=(None,), split="test", mask_history=False, eval_data=None):
-        """Metrics and evaluation seconds, once per setting (see :func:`evaluate_checkpoint`); ``eval_data``: a
-        loader to evaluate instead of ``split``'s."""
+    def metrics(self, eval_data, mask_history=False):
+        """RecBole's metrics of the model as it is now on a loader (``eval_data``), from the config's seed."""
+        init_seed(self.config["seed"], self.config["reproducibility"])
+        result = self.trainer(mask_history).evaluate(eval_data, load_best_model=False)
+        return {k: float(v) for k, v in result.items()}
+
+    def evaluate(self, settings=(None,), split="test", mask_history=False):
+        """Metrics and evaluation seconds on ``split``, once per setting (see :func:`evaluate_checkpoint`)."""
         if split not in ("valid", "test"):
             raise ValueError(f"split must be 'valid' or 'test', not {split!r}")
-        if eval_data is None:
-            eval_data = self.test_data if split == "test" else self.valid_data
-        trainer = self.trainer(mask_history)
+        eval_data = self.test_data if split == "test" else self.valid_data
         rows = []
         for setting in settings:
             if setting is not None or not self._as_saved:
                 apply_inference_setting(self.model, self.config, setting or {})  # {}: the config's, as saved
                 self._as_saved = not setting
-            init_seed(self.config["seed"], self.config["reproducibility"])
             start = time.perf_counter()
-            result = trainer.evaluate(eval_data, load_best_model=False)
+            result = self.metrics(eval_data, mask_history)
             seconds = time.perf_counter() - start
             row = {"model": self.config["model"], **(setting or {}), "seconds": seconds, "users": eval_data.sample_size}
-            row["mask_history"] = bool(mask_history)
-            rows.append({**row, **{k: float(v) for k, v in result.items()}})
+            rows.append({**row, "mask_history": bool(mask_history), **result})
         return rows
 
 
@@ -196,7 +197,5 @@ def evaluate_history_subsets(model_file, start_token="start"):
     for name, mask in (("all", torch.ones_like(empty)), ("empty", empty), ("nonempty", ~empty)):
         subset = test_dataset.copy(test_dataset.inter_feat[mask.nonzero().flatten()])
         loader = FullSortEvalDataLoader(config, subset, test_data._sampler, shuffle=False)
-        (result,) = checkpoint.evaluate(eval_data=loader)
-        metrics = [m for m in result if m not in ("model", "seconds", "users", "mask_history")]
-        results[name] = {"rows": int(mask.sum()), **{m: result[m] for m in metrics}}
+        results[name] = {"rows": int(mask.sum()), **checkpoint.metrics(loader)}
     return results
