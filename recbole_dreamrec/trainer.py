@@ -101,8 +101,13 @@ class UniqueCheckpointMixin:
 _CHECKPOINT_NAMES_GIVEN = set()
 
 
+def _checkpoint_stem(path):
+    """A checkpoint's path without ``.pth``: ``<stem>.pth`` is the best checkpoint, ``<stem>.last.pth`` the last."""
+    return path[:-4] if path.endswith(".pth") else path
+
+
 def _unique_checkpoint_name(path):
-    stem = path[:-4] if path.endswith(".pth") else path
+    stem = _checkpoint_stem(path)
 
     def taken(candidate):
         files = (f"{candidate}.pth", f"{candidate}.pth.partial", f"{candidate}.last.pth")
@@ -236,8 +241,7 @@ class ResumableMixin:
 
     @property
     def last_model_file(self):
-        stem = self.saved_model_file[:-4] if self.saved_model_file.endswith(".pth") else self.saved_model_file
-        return f"{stem}.last.pth"
+        return f"{_checkpoint_stem(self.saved_model_file)}.last.pth"
 
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
         _, saved = getattr(self, "_resumable", (None, False))
