@@ -43,6 +43,10 @@ numpy 2 deprecates a        every sequential dataset build sorts its        :fun
 torch's tensors still have  back to the tensor's ``__array_wrap__``; a      the same order RecBole's gives.
                             ``DeprecationWarning`` now, a ``TypeError``
                             in the numpy that ends the deprecation
+RecBole's ``ensure_dir``    a DDP run: every rank's ``init_logger`` (and    :func:`create_directories_race_free`:
+checks, then creates        trainer, dataset save) creates ``log/<model>``  ``os.makedirs(exist_ok=True)``, in
+(``exists`` then            at once; the loser of the race dies with        every RecBole module that imported
+``makedirs``)               ``FileExistsError`` and takes the run down      ``ensure_dir``
 ==========================  ==============================================  ===================================
 
 Fixed by version bounds in ``setup.py`` instead (the clean answer there; tests check the behaviour):
@@ -60,6 +64,7 @@ Security note: RecBole checkpoints are pickles (they hold the whole ``Config``).
 """
 
 import functools
+import os
 import re
 import sys
 import types
@@ -227,6 +232,38 @@ def sort_interactions_on_arrays():
     Interaction.sort = sort
 
 
+# RecBole modules that bind ``ensure_dir`` at import (``from recbole.utils... import ensure_dir``, and the packages
+# that re-export those modules with ``import *``).
+ENSURE_DIR_MODULES = (
+    "recbole.utils.utils",
+    "recbole.utils",
+    "recbole.utils.logger",
+    "recbole.trainer.trainer",
+    "recbole.trainer",
+    "recbole.data.utils",
+    "recbole.data.dataset.dataset",
+    "recbole.data",
+)
+
+
+def create_directories_race_free():
+    """Give RecBole an ``ensure_dir`` that two processes can call at once.
+
+    RecBole's checks ``os.path.exists`` and then calls ``os.makedirs``: when the ranks of a DDP run (or two runs
+    started together) create ``log/<model>`` at the same moment, one of them finds it created between the check and
+    the call and dies with ``FileExistsError``. ``os.makedirs(exist_ok=True)`` does both in one call and still
+    raises where the path exists as a file.
+    """
+    import importlib
+
+    def ensure_dir(dir_path):
+        os.makedirs(dir_path, exist_ok=True)
+
+    ensure_dir.__doc__ = "Make sure the directory exists (created if missing; safe when processes race)."
+    for name in ENSURE_DIR_MODULES:
+        importlib.import_module(name).ensure_dir = ensure_dir
+
+
 def apply():
     """Apply every fix above, once per process."""
     global _applied
@@ -241,4 +278,5 @@ def apply():
     use_torch_amp_in_recbole()
     quiet_pandas_3_warnings_of_recbole()
     sort_interactions_on_arrays()
+    create_directories_race_free()
     _applied = True

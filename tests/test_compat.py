@@ -233,3 +233,30 @@ def test_interaction_sort_keeps_recbole_order_without_numpy_deprecations():
         inter.sort("a", ascending="yes")
     with pytest.raises(ValueError, match="should have same length"):
         inter.sort(["a", "b"], [True, False, True])
+
+
+def test_recbole_creates_directories_without_a_race_between_processes(tmp_path, monkeypatch):
+    """RecBole's ``ensure_dir`` checked ``os.path.exists`` and then called ``os.makedirs``: in a DDP run every rank's
+    ``init_logger`` creates ``log/<model>`` at once, and the rank that lost the race died with ``FileExistsError``
+    (CI, 2026-11-29). Here the other process "wins" between the check and the call: the directory exists though the
+    check said it did not."""
+    import importlib
+
+    import recbole.data.dataset.dataset  # noqa: F401  (every module that binds ensure_dir is loaded)
+    import recbole.quick_start  # noqa: F401
+
+    bound = sorted(name for name, module in list(sys.modules.items())
+                   if name.startswith("recbole") and callable(getattr(module, "ensure_dir", None)))
+    created_meanwhile = tmp_path / "log" / "DreamRec"
+    created_meanwhile.mkdir(parents=True)
+    real_exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: False if Path(p) == created_meanwhile else real_exists(p))
+    for name in bound:
+        importlib.import_module(name).ensure_dir(str(created_meanwhile))
+    assert bound == sorted(compat.ENSURE_DIR_MODULES)  # the fix's list is every module that binds it
+    fresh = tmp_path / "a" / "b"
+    importlib.import_module("recbole.utils.logger").ensure_dir(str(fresh))
+    assert fresh.is_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileExistsError):  # a file in the way is still an error
+        importlib.import_module("recbole.trainer.trainer").ensure_dir(str(tmp_path / "file"))
