@@ -5,7 +5,7 @@ import json
 
 from recbole_dreamrec.errors import add_debug_flag, main_guard
 from recbole_dreamrec.inspection import embedding_map, format_text, inspect_users
-from recbole_dreamrec.readout import format_readout, popularity_readout
+from recbole_dreamrec.readout import DISTRIBUTIONS, code_readout, format_readout
 
 
 def parse_args(argv=None):
@@ -25,10 +25,14 @@ def parse_args(argv=None):
     emb.add_argument("--users", type=int, default=100, help="oracles of this many test users overlaid")
     emb.add_argument("--method", choices=("tsne", "pca"), default="tsne")
     readout = commands.add_parser(
-        "readout", help="how well item codes carry the popularity distribution through a dot product"
+        "readout", help="how well item codes carry a next-item distribution through a dot product"
     )
     readout.add_argument("--model_file", required=True, help="a checkpoint of a sequential model (its data is used)")
     readout.add_argument("--dims", default="64,256,1024", help="code sizes for random and SVD codes")
+    readout.add_argument("--distribution", choices=DISTRIBUTIONS, default="popularity",
+                         help="popularity: the training popularity for every user; model: each user's softmax of the "
+                              "checkpoint's scores (a softmax-trained model: the best a mean code could keep of it)")
+    readout.add_argument("--split", choices=("valid", "test"), default="test")
     readout.add_argument("--out", default=None, help="also write the table (Markdown) here")
     for command_parser in (parser, oracle, emb, readout):
         add_debug_flag(command_parser)
@@ -51,8 +55,9 @@ def main(argv=None):
                 json.dump(report, f, indent=1)
         return report
     if args.command == "readout":
-        rows = popularity_readout(args.model_file, [int(d) for d in args.dims.split(",")])
-        text = format_readout(rows)
+        dims = [int(d) for d in args.dims.split(",")]
+        rows = code_readout(args.model_file, dims, split=args.split, distribution=args.distribution)
+        text = format_readout(rows, split=args.split)
         print(text)
         if args.out:
             with open(args.out, "w") as f:

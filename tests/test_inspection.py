@@ -1,6 +1,7 @@
 """The inspection tool on a tiny trained DreamRec (and SASRec for the side-by-side map)."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -101,6 +102,8 @@ def test_readout_scores_hand_computed_and_exact_for_orthogonal_codes():
     q, _ = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     p = torch.rand(6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     torch.testing.assert_close(readout_scores(q, p), p)  # orthonormal codes read the distribution back exactly
+    rows = torch.stack([torch.tensor([0.5, 0.25, 0.25]), torch.tensor([0.0, 0.0, 1.0])]).double()  # one p per user
+    torch.testing.assert_close(readout_scores(codes, rows), torch.tensor([[0.75, 1.5, 1.5], [0.0, 2.0, 4.0]]).double())
 
 
 def test_readout_cli_table(checkpoints, tmp_path):
@@ -113,6 +116,39 @@ def test_readout_cli_table(checkpoints, tmp_path):
     assert rows[5]["codes"] == "DreamRec checkpoint's item codes" and rows[5]["dim"] == 64
     assert all(0.0 <= r["ndcg@10"] <= r["hit@10"] <= 1.0 for r in rows)
     assert out.read_text().startswith("| codes | dim | test ndcg@10 | test hit@10 |")
+
+
+def test_mean_code_readout_reads_the_softmax_of_the_models_scores():
+    from recbole_dreamrec.readout import MeanCodeReadout
+
+    class Scores(torch.nn.Module):
+        def full_sort_predict(self, interaction):
+            return torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, math.log(3.0)]])
+
+    readout = MeanCodeReadout(Scores())
+    readout.codes = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]], dtype=torch.float64)
+    # p = (1/3, 1/3, 1/3): mean code (2/3, 1); p = (0.2, 0.2, 0.6): mean code (0.4, 1.4)
+    expected = torch.tensor([[2 / 3, 5 / 3, 2.0], [0.4, 1.8, 2.8]])
+    torch.testing.assert_close(readout.full_sort_predict(None), expected)
+
+
+def test_model_readout_exact_codes_give_the_models_own_ranking(checkpoints, tmp_path):
+    """``--distribution model``: each user's softmax of a SASRec checkpoint read through code tables. One dimension
+    per item reads the distribution back, so that row is SASRec's own validation metrics; a 2-d SVD table cannot."""
+    from recbole_dreamrec.evaluation import Checkpoint
+
+    own = Checkpoint(checkpoints["SASRec"]).metrics(Checkpoint(checkpoints["SASRec"]).valid_data)
+    out = tmp_path / "readout.md"
+    rows = main(["readout", "--model_file", checkpoints["SASRec"], "--distribution", "model", "--split", "valid",
+                 "--dims", "2", "--out", str(out)])
+    assert [r["codes"] for r in rows] == ["exact (one dimension per item)", "random N(0, 1)", "svd",
+                                          "SASRec checkpoint's item codes"]
+    for metric in ("ndcg@10", "hit@10", "mrr@10"):
+        assert rows[0][metric] == pytest.approx(own[metric], abs=1e-4)
+    assert rows[2]["ndcg@10"] != pytest.approx(own["ndcg@10"], abs=1e-4)
+    assert out.read_text().startswith("| codes | dim | valid ndcg@10 | valid hit@10 |")
+    with pytest.raises(SystemExit):
+        main(["readout", "--model_file", checkpoints["SASRec"], "--distribution", "uniform"])
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
