@@ -1,13 +1,14 @@
-"""Guidance weight w and oracles per history S of a trained DreamRec, chosen on the validation split.
+"""Guidance weight w, oracles per history S and DDIM steps K of a trained DreamRec, chosen on the validation split.
 
-Both act at inference only (x0 = (1+w) f(x_t, h, t) - w f(x_t, null, t); the mean of S generated oracles), so one
-checkpoint serves every value. For the DreamRec run of a ``compare.py`` results folder, or for checkpoints trained
-alike with other seeds (their metrics averaged):
+All three act at inference only (x0 = (1+w) f(x_t, h, t) - w f(x_t, null, t); the mean of S generated oracles; the
+number of reverse steps), so one checkpoint serves every value. For the DreamRec run of a ``compare.py`` results
+folder, or for checkpoints trained alike with other seeds (their metrics averaged):
 
     python benchmarks/guidance_sweep.py --results benchmarks/results/ml-1m --weights 0,1,2,4,8 --samples 1,4
-    python benchmarks/guidance_sweep.py --model_files saved/A.pth saved/B.pth --out DIR
+    python benchmarks/guidance_sweep.py --model_files saved/A.pth saved/B.pth --out DIR --steps 1,5,20
 
-evaluates every (w, S) on the validation split (each with ``--sampling_seeds`` noise seeds; metrics averaged over
+evaluates every (w, S, K) on the validation split (K: the checkpoints' own sampler unless ``--steps`` gives DDIM
+step counts) (each with ``--sampling_seeds`` noise seeds; metrics averaged over
 seeds and checkpoints), picks the best by the checkpoints' ``valid_metric`` (a tie keeps their own setting), and
 only then evaluates two settings on the test split: their own and the chosen one. Writes ``guidance.md`` and
 ``guidance.csv`` into the folder. Everything else (weights, data, sampler, seed) is the checkpoints'.
@@ -29,6 +30,16 @@ from recbole_dreamrec.evaluation import Checkpoint  # noqa: E402
 from recbole_dreamrec.reporting import write_table  # noqa: E402
 
 METRICS = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")
+SETTING_KEYS = ("guidance_weight", "generation_samples", "sampler", "sampling_steps")
+
+
+def setting_key(row):
+    return tuple(row[k] for k in SETTING_KEYS)
+
+
+def steps_label(row):
+    """K for a DDIM setting, ``DDPM`` (all T steps) otherwise."""
+    return str(row["sampling_steps"]) if row["sampler"] == "ddim" else "DDPM"
 
 
 def numbers(text, kind):
@@ -59,7 +70,8 @@ def mean_over_seeds(checkpoints, settings, n_seeds, split):
 
 @main_guard
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Choose DreamRec's guidance weight and oracles per history on valid.")
+    parser = argparse.ArgumentParser(description="Choose DreamRec's guidance weight, oracles per history and DDIM "
+                                     "steps on valid.")
     parser.add_argument("--results", help="a compare.py results folder with a finished DreamRec run")
     parser.add_argument("--model", default="DreamRec", help="the run's name in <results>/runs")
     parser.add_argument("--model_files", nargs="+", help="instead of --results: DreamRec checkpoints trained alike "
@@ -67,6 +79,8 @@ def main(argv=None):
     parser.add_argument("--out", help="where guidance.md and guidance.csv go (default: --results)")
     parser.add_argument("--weights", default="0,0.5,1,2,4,8", help="guidance weights w, comma separated")
     parser.add_argument("--samples", default="1,4", help="oracles per history S, comma separated")
+    parser.add_argument("--steps", default="", help="DDIM steps K, comma separated (default: only the checkpoints' "
+                        "own sampler and K)")
     parser.add_argument("--sampling_seeds", type=int, default=2,
                         help="noise seeds per setting and checkpoint (its seed, seed + 1, ...)")
     add_debug_flag(parser)
@@ -95,9 +109,13 @@ def main(argv=None):
     metric = str(config["valid_metric"]).lower()
     if metric not in METRICS:
         raise ConfigError(f"the checkpoints were selected on {metric}; this table has {list(METRICS)}")
-    own = {"guidance_weight": float(config["guidance_weight"]), "generation_samples": int(config["generation_samples"])}
-    grid = [{"guidance_weight": w, "generation_samples": s}
-            for s in numbers(args.samples, int) for w in numbers(args.weights, float)]
+    own = {"guidance_weight": float(config["guidance_weight"]), "generation_samples": int(config["generation_samples"]),
+           "sampler": config["sampler"], "sampling_steps": int(config["sampling_steps"])}
+    steps = [("ddim", k) for k in numbers(args.steps, int)] or [(own["sampler"], own["sampling_steps"])]
+    if any(k < 1 or k > config["timesteps"] for _, k in steps):
+        parser.error(f"--steps must lie in [1, {config['timesteps']}] (the checkpoints' timesteps)")
+    grid = [{"guidance_weight": w, "generation_samples": s, "sampler": sampler, "sampling_steps": k}
+            for sampler, k in steps for s in numbers(args.samples, int) for w in numbers(args.weights, float)]
     if own not in grid:
         grid.append(own)
 
@@ -108,23 +126,25 @@ def main(argv=None):
     chosen = {k: best[k] for k in own}
     test = mean_over_seeds(checkpoints, [own] + ([chosen] if chosen != own else []), args.sampling_seeds,
                            "test")
-    test_of = {(r["guidance_weight"], r["generation_samples"]): r for r in test}
+    test_of = {setting_key(r): r for r in test}
 
-    header = ["w", "S", *(f"valid {m}" for m in METRICS), "valid s", *(f"test {m}" for m in METRICS)]
+    header = ["w", "S", "K", *(f"valid {m}" for m in METRICS), "valid s", *(f"test {m}" for m in METRICS)]
     table = []
     for row in valid:
-        key = (row["guidance_weight"], row["generation_samples"])
-        mark = " (own)" if key == tuple(own.values()) else ""
-        mark += " (chosen on valid)" if key == tuple(chosen.values()) else ""
+        key = setting_key(row)
+        mark = " (own)" if key == setting_key(own) else ""
+        mark += " (chosen on valid)" if key == setting_key(chosen) else ""
         tested = test_of.get(key)
-        table.append([f"{key[0]:g}{mark}", key[1], *(f"{row[m]:.4f}" for m in METRICS), f"{row['seconds']:.1f}",
+        table.append([f"{row['guidance_weight']:g}{mark}", row["generation_samples"], steps_label(row),
+                      *(f"{row[m]:.4f}" for m in METRICS), f"{row['seconds']:.1f}",
                       *((f"{tested[m]:.4f}" for m in METRICS) if tested else [""] * len(METRICS))])
     hit = best["hit@10"]
     users = best["users"]
     trained = ", ".join(f"`{f}` (seed {c['seed']})" for f, c in zip(model_files, configs))
     command = " ".join(["python benchmarks/guidance_sweep.py", *(sys.argv[1:] if argv is None else argv)])
     before = [
-        f"# {config['dataset']}: DreamRec's guidance weight w and oracles per history S, chosen on valid {metric}",
+        f"# {config['dataset']}: DreamRec's guidance weight w, oracles per history S and steps K, chosen on valid "
+        f"{metric}",
         "",
         f"Checkpoints {trained}, trained with w = {own['guidance_weight']:g}, S = {own['generation_samples']}, "
         f"uncond_prob {config['uncond_prob']}; sampler {config['sampler']}"

@@ -110,6 +110,21 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
                                                               "generation_samples": int(best["S"])}])
     assert float(best["test hit@10"]) == pytest.approx(chosen_test["hit@10"], abs=5e-5)
     assert "binomial standard error" in (out / "guidance.md").read_text()
+    assert {row["K"] for row in sweep} == {str(run["config"]["sampling_steps"])}  # no --steps: the run's own K
+
+    # DDIM steps K as a third inference knob: each row is evaluated with its own K
+    load_script("guidance_sweep").main(["--results", str(out), "--weights", "4", "--samples", "1", "--steps", "1,2",
+                                        "--sampling_seeds", "1"])
+    sweep = list(csv.DictReader((out / "guidance.csv").open()))
+    assert [(row["w"].split(" ")[0], row["K"]) for row in sweep] == [
+        ("4", "1"), ("4", "2"), (own_w, str(run["config"]["sampling_steps"]))]
+    one_step, two_steps = evaluate_checkpoint(run["model_file"], [
+        {"guidance_weight": 4.0, "sampler": "ddim", "sampling_steps": k} for k in (1, 2)], split="valid")
+    assert one_step["ndcg@10"] != two_steps["ndcg@10"]
+    assert float(sweep[0]["valid ndcg@10"]) == pytest.approx(one_step["ndcg@10"], abs=5e-5)
+    assert float(sweep[1]["valid ndcg@10"]) == pytest.approx(two_steps["ndcg@10"], abs=5e-5)
+    with pytest.raises(SystemExit):
+        load_script("guidance_sweep").main(["--results", str(out), "--steps", "0"])
 
 
 def test_ablation_runs_variants_and_seeds_resumes_and_evaluates_readouts(tiny_config_dict, in_tmp_dir):
