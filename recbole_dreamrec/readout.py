@@ -52,12 +52,15 @@ def readout_scores(codes, distribution):
 
 class MeanCodeReadout(Rescored):
     """Each row scored by :func:`readout_scores` of the wrapped model's next-item distribution (the softmax of its
-    full-sort scores, in float64) through ``codes`` (set them before evaluating)."""
+    full-sort scores over the real items, in float64; item 0 is RecBole's padding id) through ``codes`` (set them
+    before evaluating)."""
 
     codes = None
 
     def full_sort_predict(self, interaction):
-        p = torch.softmax(self.model.full_sort_predict(interaction).double(), dim=-1)  # [B n_items]
+        logits = self.model.full_sort_predict(interaction).double()  # [B n_items]
+        logits[:, 0] = float("-inf")
+        p = torch.softmax(logits, dim=-1)  # [B n_items]
         return readout_scores(self.codes.to(p.device), p).float()  # [B n_items]
 
 

@@ -122,13 +122,13 @@ def test_mean_code_readout_reads_the_softmax_of_the_models_scores():
     from recbole_dreamrec.readout import MeanCodeReadout
 
     class Scores(torch.nn.Module):
-        def full_sort_predict(self, interaction):
-            return torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, math.log(3.0)]])
+        def full_sort_predict(self, interaction):  # item 0 is the padding id: never part of the distribution
+            return torch.tensor([[5.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, math.log(3.0)]])
 
     readout = MeanCodeReadout(Scores())
-    readout.codes = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]], dtype=torch.float64)
-    # p = (1/3, 1/3, 1/3): mean code (2/3, 1); p = (0.2, 0.2, 0.6): mean code (0.4, 1.4)
-    expected = torch.tensor([[2 / 3, 5 / 3, 2.0], [0.4, 1.8, 2.8]])
+    readout.codes = torch.tensor([[7.0, 7.0], [1.0, 0.0], [1.0, 1.0], [0.0, 2.0]], dtype=torch.float64)
+    # p = (0, 1/3, 1/3, 1/3): mean code (2/3, 1); p = (0, 0.2, 0.2, 0.6): mean code (0.4, 1.4)
+    expected = torch.tensor([[35 / 3, 2 / 3, 5 / 3, 2.0], [12.6, 0.4, 1.8, 2.8]])
     torch.testing.assert_close(readout.full_sort_predict(None), expected)
 
 
