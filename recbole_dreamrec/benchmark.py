@@ -24,6 +24,7 @@ import yaml
 from recbole_dreamrec.errors import InputNotFoundError
 from recbole_dreamrec.quick_start import run_recbole_dreamrec
 from recbole_dreamrec.reporting import atomic_write_text, markdown_table, new_figure, plain, portable, write_table
+from recbole_dreamrec.utils import properties_path
 
 TABLE_METRICS = ("recall@10", "mrr@10", "ndcg@10", "hit@10", "recall@20", "mrr@20", "ndcg@20", "hit@20")
 
@@ -68,22 +69,38 @@ def run_model(model, dataset, config_file_list, config_dict, progress=None):
     return portable(record)
 
 
+def packaged_settings(model, dataset):
+    """The values of the plugin's own setting files that :class:`~recbole_dreamrec.config.Config` loads for this
+    model and dataset (``properties/overall.yaml``, ``dataset/<dataset>.yaml``, ``model/<model>.yaml``): the
+    defaults a run gets without naming them, which change with the plugin's version."""
+    paths = (properties_path("overall.yaml"), properties_path("dataset", f"{dataset}.yaml"),
+             properties_path("model", f"{model}.yaml"))
+    return [yaml.safe_load(path.read_text()) or {} if path.is_file() else None for path in paths]
+
+
 def settings_fingerprint(model, dataset, config_file_list, config_dict):
     """A digest of the settings a run comes from (the model, the dataset, the values of the setting files in their
-    order and the ``--key=value`` settings): an unfinished run is continued only under the same one. The files
-    count by their values, so a comment or the layout of a file can change while a model is unfinished."""
+    order, the ``--key=value`` settings, and the plugin's packaged defaults for the model and dataset): an
+    unfinished run is continued only under the same one. The files count by their values, so a comment or the
+    layout of a file can change while a model is unfinished; a changed default (say DreamRec's ``sampling_steps``)
+    starts it afresh instead of mixing two settings in one validation curve."""
     files = [yaml.safe_load(Path(path).read_text()) or {} for path in config_file_list]
-    payload = json.dumps([model, dataset, plain(config_dict or {}), plain(files)], sort_keys=True, default=str)
+    packaged = packaged_settings(model, dataset)
+    payload = json.dumps([model, dataset, plain(config_dict or {}), plain(files), plain(packaged)], sort_keys=True,
+                         default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def legacy_settings_fingerprint(model, dataset, config_file_list, config_dict):
-    """The digest progress files held before 2026-11-29 (the setting files' bytes): accepted so that a run started
-    then continues; rewritten as :func:`settings_fingerprint` at its next validation."""
+def legacy_settings_fingerprints(model, dataset, config_file_list, config_dict):
+    """The digests progress files held before 2026-11-29, session 7: the setting files' values without the packaged
+    defaults, and (before that) the files' bytes. Accepted so that a run started then continues; rewritten as
+    :func:`settings_fingerprint` at its next validation."""
+    files = [yaml.safe_load(Path(path).read_text()) or {} for path in config_file_list]
+    values = json.dumps([model, dataset, plain(config_dict or {}), plain(files)], sort_keys=True, default=str)
     digest = hashlib.sha256(json.dumps([model, dataset, plain(config_dict or {})], sort_keys=True).encode())
     for path in config_file_list:
         digest.update(Path(path).read_bytes())
-    return digest.hexdigest()[:16]
+    return hashlib.sha256(values.encode()).hexdigest()[:16], digest.hexdigest()[:16]
 
 
 def duration(seconds):
@@ -278,7 +295,7 @@ def start_progress(out_dir, model, dataset, files, config_dict, redo, log):
     before = None if redo else Progress.load(path)
     if before is not None:
         last = before.get("last_model_file")
-        same = (fingerprint, legacy_settings_fingerprint(model, dataset, files, config_dict))
+        same = (fingerprint, *legacy_settings_fingerprints(model, dataset, files, config_dict))
         if before.get("fingerprint") not in same:
             log(f"{model}: the settings changed since the unfinished run in {path}; starting afresh")
             before = None

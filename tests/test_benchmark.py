@@ -281,9 +281,15 @@ def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_
     assert finished_run_files(in_tmp_dir, "GRU4Rec*") == []
 
 
-def test_unfinished_runs_continue_across_comment_edits_and_legacy_digests_but_not_other_values(in_tmp_dir):
-    from recbole_dreamrec.benchmark import Progress, legacy_settings_fingerprint, start_progress
+def test_unfinished_runs_continue_across_comment_edits_and_legacy_digests_but_not_other_values(in_tmp_dir,
+                                                                                             monkeypatch):
+    from recbole_dreamrec import benchmark
+    from recbole_dreamrec.benchmark import Progress, legacy_settings_fingerprints, start_progress
 
+    packaged = in_tmp_dir / "properties"  # the plugin's own defaults for the model
+    (packaged / "model").mkdir(parents=True)
+    (packaged / "model" / "SASRec.yaml").write_text("n_layers: 2\n")
+    monkeypatch.setattr(benchmark, "properties_path", lambda *parts: packaged.joinpath(*parts))
     setting, logs, trainer = in_tmp_dir / "setting.yaml", [], _FakeTrainer()
     setting.write_text("# shared setting\nepochs: 10\nMAX_ITEM_LIST_LENGTH: 50\n")
     Path("last.pth").write_bytes(b"")
@@ -297,13 +303,25 @@ def test_unfinished_runs_continue_across_comment_edits_and_legacy_digests_but_no
     # a comment and the order of keys are not settings: the run continues
     setting.write_text("# shared setting, reworded\nMAX_ITEM_LIST_LENGTH: 50\nepochs: 10  # budget\n")
     assert start().history == first.history and not any("afresh" in line for line in logs)
-    # a progress file written before the digest counted values (it held the files' bytes) continues as well
+    # progress files written before the digest counted the packaged defaults (the files' values) or values at all
+    # (the files' bytes) continue as well
     path = in_tmp_dir / "runs" / "SASRec.progress.json"
-    state = Progress.load(path)
-    state["fingerprint"] = legacy_settings_fingerprint("SASRec", "ml-1m", [str(setting)], {"data_path": "d"})
-    path.write_text(json.dumps(state))
+    for legacy in legacy_settings_fingerprints("SASRec", "ml-1m", [str(setting)], {"data_path": "d"}):
+        state = Progress.load(path)
+        state["fingerprint"] = legacy
+        path.write_text(json.dumps(state))
+        assert start().last_model_file == "last.pth"
+    resumed = start()
+    trainer.train_epoch_seconds, trainer.eval_seconds = [10.0, 10.0], [5.0, 5.0]
+    resumed(trainer, 1, 0.2)  # its next validation writes today's digest
+    # a changed packaged default is another setting: the run starts afresh (not one curve from two settings)
+    (packaged / "model" / "SASRec.yaml").write_text("n_layers: 2  # still the same value\n")
     assert start().last_model_file == "last.pth"
-    # another value starts afresh
+    (packaged / "model" / "SASRec.yaml").write_text("n_layers: 3\n")
+    assert start().history == [] and "settings changed" in logs[-1]
+    first = start()
+    first(trainer, 0, 0.1)
+    # another value of a setting file starts afresh
     setting.write_text("epochs: 10\nMAX_ITEM_LIST_LENGTH: 20\n")
     assert start().history == [] and "settings changed" in logs[-1]
 
