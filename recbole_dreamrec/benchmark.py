@@ -69,13 +69,18 @@ def run_model(model, dataset, config_file_list, config_dict, progress=None):
     return portable(record)
 
 
+def setting_file_values(config_file_list):
+    """The values of setting files, in their order (comments and layout do not count)."""
+    return [yaml.safe_load(Path(path).read_text()) or {} for path in config_file_list]
+
+
 def packaged_settings(model, dataset):
     """The values of the plugin's own setting files that :class:`~recbole_dreamrec.config.Config` loads for this
     model and dataset (``properties/overall.yaml``, ``dataset/<dataset>.yaml``, ``model/<model>.yaml``): the
     defaults a run gets without naming them, which change with the plugin's version."""
     paths = (properties_path("overall.yaml"), properties_path("dataset", f"{dataset}.yaml"),
              properties_path("model", f"{model}.yaml"))
-    return [yaml.safe_load(path.read_text()) or {} if path.is_file() else None for path in paths]
+    return [setting_file_values([path])[0] if path.is_file() else None for path in paths]
 
 
 def settings_fingerprint(model, dataset, config_file_list, config_dict):
@@ -84,8 +89,7 @@ def settings_fingerprint(model, dataset, config_file_list, config_dict):
     unfinished run is continued only under the same one. The files count by their values, so a comment or the
     layout of a file can change while a model is unfinished; a changed default (say DreamRec's ``sampling_steps``)
     starts it afresh instead of mixing two settings in one validation curve."""
-    files = [yaml.safe_load(Path(path).read_text()) or {} for path in config_file_list]
-    packaged = packaged_settings(model, dataset)
+    files, packaged = setting_file_values(config_file_list), packaged_settings(model, dataset)
     payload = json.dumps([model, dataset, plain(config_dict or {}), plain(files), plain(packaged)], sort_keys=True,
                          default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -95,7 +99,7 @@ def legacy_settings_fingerprints(model, dataset, config_file_list, config_dict):
     """The digests progress files held before 2026-11-29, session 7: the setting files' values without the packaged
     defaults, and (before that) the files' bytes. Accepted so that a run started then continues; rewritten as
     :func:`settings_fingerprint` at its next validation."""
-    files = [yaml.safe_load(Path(path).read_text()) or {} for path in config_file_list]
+    files = setting_file_values(config_file_list)
     values = json.dumps([model, dataset, plain(config_dict or {}), plain(files)], sort_keys=True, default=str)
     digest = hashlib.sha256(json.dumps([model, dataset, plain(config_dict or {})], sort_keys=True).encode())
     for path in config_file_list:
