@@ -90,9 +90,12 @@ def settings_fingerprint(model, dataset, config_file_list, config_dict):
     layout of a file can change while a model is unfinished; a changed default (say DreamRec's ``sampling_steps``)
     starts it afresh instead of mixing two settings in one validation curve."""
     files, packaged = setting_file_values(config_file_list), packaged_settings(model, dataset)
-    payload = json.dumps([model, dataset, plain(config_dict or {}), plain(files), plain(packaged)], sort_keys=True,
-                         default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return _values_digest([model, dataset, plain(config_dict or {}), plain(files), plain(packaged)])
+
+
+def _values_digest(values):
+    """16 hex digits of the SHA-256 of ``values`` as canonical JSON (sorted keys)."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def legacy_settings_fingerprints(model, dataset, config_file_list, config_dict):
@@ -100,11 +103,10 @@ def legacy_settings_fingerprints(model, dataset, config_file_list, config_dict):
     defaults, and (before that) the files' bytes. Accepted so that a run started then continues; rewritten as
     :func:`settings_fingerprint` at its next validation."""
     files = setting_file_values(config_file_list)
-    values = json.dumps([model, dataset, plain(config_dict or {}), plain(files)], sort_keys=True, default=str)
     digest = hashlib.sha256(json.dumps([model, dataset, plain(config_dict or {})], sort_keys=True).encode())
     for path in config_file_list:
         digest.update(Path(path).read_bytes())
-    return hashlib.sha256(values.encode()).hexdigest()[:16], digest.hexdigest()[:16]
+    return _values_digest([model, dataset, plain(config_dict or {}), plain(files)]), digest.hexdigest()[:16]
 
 
 def duration(seconds):
