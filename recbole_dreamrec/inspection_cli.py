@@ -33,6 +33,12 @@ def parse_args(argv=None):
                          help="popularity: the training popularity for every user; model: each user's softmax of the "
                               "checkpoint's scores (a softmax-trained model: the best a mean code could keep of it)")
     readout.add_argument("--split", choices=("valid", "test"), default="test")
+    readout.add_argument("--guidance_weight", type=float, default=0.0,
+                         help="with --distribution model: read (1+w) m_p - w m_pop, m_pop the training popularity's "
+                              "mean code, as classifier-free guidance does")
+    readout.add_argument("--oracle_ranks", default="",
+                         help="with --distribution model: comma-separated ranks r; each SVD table also gets rows "
+                              "with the mean codes' best rank-r affine approximation (an oracle linear in an r-d h)")
     readout.add_argument("--out", default=None, help="also write the table (Markdown) here")
     for command_parser in (parser, oracle, emb, readout):
         add_debug_flag(command_parser)
@@ -56,7 +62,9 @@ def main(argv=None):
         return report
     if args.command == "readout":
         dims = [int(d) for d in args.dims.split(",")]
-        rows = code_readout(args.model_file, dims, split=args.split, distribution=args.distribution)
+        ranks = [int(r) for r in args.oracle_ranks.split(",") if r]
+        rows = code_readout(args.model_file, dims, split=args.split, distribution=args.distribution,
+                            guidance_weight=args.guidance_weight, oracle_ranks=ranks)
         text = format_readout(rows, split=args.split)
         print(text)
         if args.out:

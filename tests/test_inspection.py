@@ -132,6 +132,61 @@ def test_mean_code_readout_reads_the_softmax_of_the_models_scores():
     torch.testing.assert_close(readout.full_sort_predict(None), expected)
 
 
+def test_mean_code_readout_guidance_and_rank_r_affine_mean_codes_hand_computed():
+    from recbole_dreamrec.readout import MeanCodeReadout, rank_r_affine
+
+    class Scores(torch.nn.Module):
+        def full_sort_predict(self, interaction):
+            return torch.tensor([[5.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, math.log(3.0)]])
+
+    readout = MeanCodeReadout(Scores())
+    readout.codes = torch.tensor([[7.0, 7.0], [1.0, 0.0], [1.0, 1.0], [0.0, 2.0]], dtype=torch.float64)
+    # mean codes (2/3, 1) and (0.4, 1.4); with w = 2 and m_pop = (1, 0): 3 m_p - 2 m_pop = (0, 3) and (-0.8, 4.2)
+    readout.guidance_weight, readout.null_code = 2.0, torch.tensor([1.0, 0.0], dtype=torch.float64)
+    expected = torch.tensor([[21.0, 0.0, 3.0, 6.0], [23.8, -0.8, 3.4, 8.4]])
+    torch.testing.assert_close(readout.full_sort_predict(None), expected)
+
+    # rank 1 about the mean (0.5, 1.2): the two mean codes differ by (0.2667, -0.4), a single direction, so the
+    # rank-1 affine approximation gives them back exactly, and the scores do not change
+    readout.collected = []
+    readout.affine = rank_r_affine(torch.tensor([[2 / 3, 1.0], [0.4, 1.4]], dtype=torch.float64), 1)
+    torch.testing.assert_close(readout.full_sort_predict(None), expected)
+    torch.testing.assert_close(torch.cat(readout.collected), torch.tensor([[2 / 3, 1.0], [0.4, 1.4]]).double())
+
+    # three points spread along x, with a small y offset for one of them: rank 1 keeps x and the mean's y
+    points = torch.tensor([[-2.0, 0.0], [0.0, 0.3], [2.0, 0.0]], dtype=torch.float64)
+    center, directions = rank_r_affine(points, 1)
+    torch.testing.assert_close(center, torch.tensor([0.0, 0.1], dtype=torch.float64))
+    approx = center + (points - center) @ directions @ directions.T
+    torch.testing.assert_close(approx, torch.tensor([[-2.0, 0.1], [0.0, 0.1], [2.0, 0.1]], dtype=torch.float64))
+    readout.guidance_weight, readout.affine = 0.0, (center, directions)
+    readout.codes = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    # mean codes (2/3, 2/3) and (0.8, 0.8) -> (2/3, 0.1) and (0.8, 0.1)
+    torch.testing.assert_close(readout.full_sort_predict(None),
+                               torch.tensor([[0.0, 2 / 3, 0.1, 2 / 3 + 0.1], [0.0, 0.8, 0.1, 0.9]]))
+
+
+def test_model_readout_oracle_rank_rows_and_guidance(checkpoints, tmp_path):
+    """``--oracle_ranks``: a row per rank below each SVD table's dim, after that table's full row; ranks at or above
+    the dim are left out; ``--guidance_weight`` moves the scores; both need ``--distribution model``."""
+    base = ["readout", "--model_file", checkpoints["SASRec"], "--distribution", "model", "--split", "valid"]
+    out = tmp_path / "readout.md"
+    rows = main(base + ["--dims", "3,6", "--oracle_ranks", "1,4", "--out", str(out)])
+    assert [(r["codes"], r["dim"], r["rank"]) for r in rows] == [
+        ("exact (one dimension per item)", rows[0]["dim"], None), ("random N(0, 1)", 3, None), ("svd", 3, None),
+        ("svd", 3, 1), ("random N(0, 1)", 6, None), ("svd", 6, None), ("svd", 6, 1), ("svd", 6, 4),
+        ("SASRec checkpoint's item codes", 64, None),
+    ]
+    # the approximation is applied: on this tiny slice (60 users) the rank-4 row of the 6-d table ranks differently
+    assert (rows[7]["ndcg@10"], rows[7]["mrr@10"]) != (rows[5]["ndcg@10"], rows[5]["mrr@10"])
+    assert out.read_text().startswith("| codes | dim | oracle rank | valid ndcg@10 | valid hit@10 |")
+    assert "| svd | 6 | full |" in out.read_text()
+    guided = main(base + ["--dims", "3", "--guidance_weight", "8"])
+    assert guided[0]["ndcg@10"] != rows[0]["ndcg@10"]  # exact codes read (9 p - 8 pop): not SASRec's own ranking
+    with pytest.raises(SystemExit):
+        main(["readout", "--model_file", checkpoints["SASRec"], "--oracle_ranks", "2"])  # popularity distribution
+
+
 def test_model_readout_exact_codes_give_the_models_own_ranking(checkpoints, tmp_path):
     """``--distribution model``: each user's softmax of a SASRec checkpoint read through code tables. One dimension
     per item reads the distribution back, so that row is SASRec's own validation metrics; a 2-d SVD table cannot."""
