@@ -114,30 +114,43 @@ class Checkpoint:
         self.model_file = check_model_file(model_file)
         loaded = load_data_and_model(self.model_file)
         self.config, self.model, self.dataset, self.train_data, self.valid_data, self.test_data = loaded
-        self._trainers = {}  # by mask_history
+        self._trainers = {}  # by mask_history, or by the id of a rescoring wrapper
         self._as_saved = True
 
-    def trainer(self, mask_history=False):
+    def trainer(self, mask_history=False, rescored=None):
         """A RecBole trainer of the model (of its :func:`mask_seen_items` wrapper with ``mask_history``, for a
-        sequential model; general models are masked by RecBole already)."""
+        sequential model; general models are masked by RecBole already), or of ``rescored``, a :class:`Rescored`
+        wrapper of the model (which then decides the scores alone)."""
+        if rescored is not None:
+            key = ("rescored", id(rescored))
+            if key not in self._trainers:
+                self._trainers[key] = (self._new_trainer(rescored), rescored)  # the wrapper kept alive with its id
+            return self._trainers[key][0]
         mask_history = bool(mask_history) and self.config["MODEL_TYPE"] == ModelType.SEQUENTIAL
         if mask_history not in self._trainers:
             scored = mask_seen_items(self.model, self.train_data.dataset) if mask_history else self.model
-            self._trainers[mask_history] = get_trainer(self.config["MODEL_TYPE"], self.config["model"])(self.config,
-                                                                                                       scored)
+            self._trainers[mask_history] = self._new_trainer(scored)
         return self._trainers[mask_history]
 
-    def metrics(self, eval_data, mask_history=False):
-        """RecBole's metrics of the model as it is now on a loader (``eval_data``), from the config's seed."""
+    def _new_trainer(self, scored):
+        return get_trainer(self.config["MODEL_TYPE"], self.config["model"])(self.config, scored)
+
+    def metrics(self, eval_data, mask_history=False, rescored=None):
+        """RecBole's metrics of the model as it is now (or of a :class:`Rescored` wrapper of it, ``rescored``) on a
+        loader (``eval_data``), from the config's seed."""
         init_seed(self.config["seed"], self.config["reproducibility"])
-        result = self.trainer(mask_history).evaluate(eval_data, load_best_model=False)
+        result = self.trainer(mask_history, rescored).evaluate(eval_data, load_best_model=False)
         return {k: float(v) for k, v in result.items()}
+
+    def split_data(self, split):
+        """The evaluation loader of ``split`` (``valid`` or ``test``)."""
+        if split not in ("valid", "test"):
+            raise ConfigError(f"split must be 'valid' or 'test', not {split!r}")
+        return self.test_data if split == "test" else self.valid_data
 
     def evaluate(self, settings=(None,), split="test", mask_history=False):
         """Metrics and evaluation seconds on ``split``, once per setting (see :func:`evaluate_checkpoint`)."""
-        if split not in ("valid", "test"):
-            raise ValueError(f"split must be 'valid' or 'test', not {split!r}")
-        eval_data = self.test_data if split == "test" else self.valid_data
+        eval_data = self.split_data(split)
         rows = []
         for setting in settings:
             if setting is not None or not self._as_saved:

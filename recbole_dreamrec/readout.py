@@ -27,13 +27,10 @@ Two refinements bring the readout closer to what DreamRec computes (``model`` di
 """
 
 import torch
-from recbole.utils import get_trainer, init_seed
 
-from recbole_dreamrec.checks import check_model_file
 from recbole_dreamrec.errors import ConfigError
-from recbole_dreamrec.evaluation import FixedScores, Rescored
+from recbole_dreamrec.evaluation import Checkpoint, FixedScores, Rescored
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
-from recbole_dreamrec.quick_start import load_data_and_model
 from recbole_dreamrec.reporting import markdown_table
 
 
@@ -124,38 +121,31 @@ def code_readout(model_file, dims=(64, 256, 1024), seed=0, split="test", distrib
         raise ConfigError("guidance_weight and oracle_ranks read a model's distribution: use distribution='model'")
     if any(int(r) < 1 for r in oracle_ranks):
         raise ConfigError(f"oracle ranks must be >= 1, got {list(oracle_ranks)}")
-    config, model, dataset, train_data, valid_data, test_data = load_data_and_model(check_model_file(model_file))
-    model.eval()
-    train_dataset = train_data.dataset
+    checkpoint = Checkpoint(model_file)
+    config, model, train_dataset = checkpoint.config, checkpoint.model, checkpoint.train_data.dataset
+    eval_data = checkpoint.split_data(split)
     popularity = training_popularity(train_dataset, model)  # [n_items]
     if distribution == "popularity":
         scored = FixedScores(model)
     else:
         scored = MeanCodeReadout(model)
         scored.guidance_weight = float(guidance_weight)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, scored)
-    eval_data = test_data if split == "test" else valid_data
-
-    def metrics():
-        init_seed(config["seed"], config["reproducibility"])
-        return {k: float(v) for k, v in trainer.evaluate(eval_data, load_best_model=False).items()}
-
     rows = []
     for name, dim, codes in code_tables(model, config, train_dataset, dims, seed):
         codes = codes.detach().double().cpu()
         if distribution == "popularity":
             scored.scores = readout_scores(codes, popularity).float().to(config["device"])  # [n_items]
-            rows.append({"codes": name, "dim": dim, "rank": None, **metrics()})
+            rows.append({"codes": name, "dim": dim, "rank": None, **checkpoint.metrics(eval_data, rescored=scored)})
             continue
         ranks = sorted({int(r) for r in oracle_ranks if int(r) < dim}) if name == "svd" else []
         scored.codes, scored.null_code, scored.affine = codes, popularity @ codes, None  # m_pop: [dim]
         scored.collected = [] if ranks else None
-        rows.append({"codes": name, "dim": dim, "rank": None, **metrics()})
+        rows.append({"codes": name, "dim": dim, "rank": None, **checkpoint.metrics(eval_data, rescored=scored)})
         mean_codes = torch.cat(scored.collected) if ranks else None  # [users dim]
         scored.collected = None
         for rank in ranks:
             scored.affine = rank_r_affine(mean_codes, rank)
-            rows.append({"codes": name, "dim": dim, "rank": rank, **metrics()})
+            rows.append({"codes": name, "dim": dim, "rank": rank, **checkpoint.metrics(eval_data, rescored=scored)})
         scored.affine = None
     return rows
 
