@@ -28,7 +28,7 @@ VALID = {
     "initializer_range": (0.01, {}),
     "item_embedding_init": ("normal", {}),
     "embedding_init_std": (0.5, {}),
-    "timesteps": (10, {"sampler": "ddpm"}),  # below the default sampling_steps (20), which ddpm does not use
+    "timesteps": (4, {"sampler": "ddpm"}),  # below the default sampling_steps (5), which ddpm does not use
     "beta_schedule": ("linear", {}),
     "beta_start": (0.001, {"beta_schedule": "linear"}),
     "beta_end": (0.05, {"beta_schedule": "linear"}),
@@ -71,7 +71,7 @@ INVALID = [
     ("embedding_init_std", 0.0, {}, "a number > 0"),
     ("timesteps", 0, {}, "a positive integer"),
     ("timesteps", 2.5, {}, "a positive integer"),
-    ("timesteps", 10, {}, "sampling_steps <= timesteps"),  # the default sampler, ddim, with its default K = 20
+    ("timesteps", 4, {}, "sampling_steps <= timesteps"),  # the default sampler, ddim, with its default K = 5
     ("beta_schedule", "quadratic", {}, "one of"),
     ("beta_start", 0.0, {}, r"a number in \(0, 1\)"),
     ("beta_start", 0.5, {"beta_schedule": "linear", "beta_end": 0.1}, "beta_start < beta_end"),
