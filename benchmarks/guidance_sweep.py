@@ -11,10 +11,13 @@ evaluates every (w, S, K) on the validation split (K: the checkpoints' own sampl
 step counts) (each with ``--sampling_seeds`` noise seeds; metrics averaged over
 seeds and checkpoints), picks the best by the checkpoints' ``valid_metric`` (a tie keeps their own setting), and
 only then evaluates two settings on the test split: their own and the chosen one. Writes ``guidance.md`` and
-``guidance.csv`` into the folder. Everything else (weights, data, sampler, seed) is the checkpoints'.
+``guidance.csv`` into the folder, and with several checkpoints ``guidance-per-checkpoint.csv``: every one of those
+evaluations per checkpoint (averaged over its sampling seeds only). Everything else (weights, data, sampler, seed)
+is the checkpoints'.
 """
 
 import argparse
+import csv
 import json
 import math
 import sys
@@ -51,10 +54,11 @@ def checkpoint_config(model_file):
     return torch.load(check_model_file(model_file), map_location="cpu", weights_only=False)["config"]
 
 
-def mean_over_seeds(checkpoints, settings, n_seeds, split):
+def mean_over_seeds(checkpoints, settings, n_seeds, split, per_checkpoint=None):
     """One row per setting: the metrics averaged over the checkpoints (:class:`Checkpoint`) and ``n_seeds``
     sampling seeds each (its config's ``seed``, ``seed + 1``, ...: the first is the one its training run evaluated
-    with), and the evaluation seconds summed."""
+    with), and the evaluation seconds summed. With a list ``per_checkpoint``, one row per checkpoint and setting
+    (the metrics averaged over that checkpoint's sampling seeds; ``seed``: its training seed) is appended to it."""
     per_file = []
     for checkpoint in checkpoints:
         seed = checkpoint.config["seed"]
@@ -62,9 +66,14 @@ def mean_over_seeds(checkpoints, settings, n_seeds, split):
         per_file.append(checkpoint.evaluate(runs, split=split))
     out = []
     for i, setting in enumerate(settings):
-        group = [row for rows in per_file for row in rows[i * n_seeds:(i + 1) * n_seeds]]
+        groups = [rows[i * n_seeds:(i + 1) * n_seeds] for rows in per_file]  # one per checkpoint
+        group = [row for rows in groups for row in rows]
         out.append({**setting, "seconds": sum(r["seconds"] for r in group), "users": group[0]["users"],
                     **{m: sum(r[m] for r in group) / len(group) for m in METRICS}})
+        if per_checkpoint is not None:
+            for checkpoint, rows in zip(checkpoints, groups):
+                per_checkpoint.append({"split": split, "seed": checkpoint.config["seed"], **setting,
+                                       **{m: sum(r[m] for r in rows) / len(rows) for m in METRICS}})
     return out
 
 
@@ -120,12 +129,13 @@ def main(argv=None):
         grid.append(own)
 
     checkpoints = [Checkpoint(f) for f in model_files]  # each loaded once, for both splits
-    valid = mean_over_seeds(checkpoints, grid, args.sampling_seeds, "valid")
+    per_checkpoint = []
+    valid = mean_over_seeds(checkpoints, grid, args.sampling_seeds, "valid", per_checkpoint)
     # the best valid score; a tie keeps the checkpoints' own setting
     best = max(valid, key=lambda row: (row[metric], all(row[k] == own[k] for k in own)))
     chosen = {k: best[k] for k in own}
     test = mean_over_seeds(checkpoints, [own] + ([chosen] if chosen != own else []), args.sampling_seeds,
-                           "test")
+                           "test", per_checkpoint)
     test_of = {setting_key(r): r for r in test}
 
     header = ["w", "S", "K", *(f"valid {m}" for m in METRICS), "valid s", *(f"test {m}" for m in METRICS)]
@@ -163,6 +173,18 @@ def main(argv=None):
     ]
     print(write_table(out / "guidance.md", out / "guidance.csv", header, table, before=before, after=after),
           end="")
+    if len(checkpoints) > 1:  # the table averages them: each checkpoint's own numbers beside it
+        write_per_checkpoint_csv(out / "guidance-per-checkpoint.csv", per_checkpoint)
+
+
+def write_per_checkpoint_csv(path, rows):
+    """``rows`` of :func:`mean_over_seeds` (``per_checkpoint``) as CSV: split, training seed, w, S, K, metrics."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["split", "seed", "w", "S", "K", *METRICS])
+        for row in rows:
+            writer.writerow([row["split"], row["seed"], f"{row['guidance_weight']:g}", row["generation_samples"],
+                             steps_label(row), *(f"{row[m]:.4f}" for m in METRICS)])
 
 
 if __name__ == "__main__":

@@ -169,6 +169,14 @@ def test_ablation_runs_variants_and_seeds_resumes_and_evaluates_readouts(tiny_co
     own = next(row for row in csv.DictReader((out / "guidance.csv").open()) if "(own)" in row["w"])
     assert float(own["test hit@10"]) == pytest.approx((records[0]["test"]["hit@10"] + records[1]["test"]["hit@10"]) / 2,
                                                      abs=5e-5)
+    # and each checkpoint's own numbers beside the mean: its own setting's test row is its training run's test result
+    per = list(csv.DictReader((out / "guidance-per-checkpoint.csv").open()))
+    assert {(r["split"], r["seed"]) for r in per} == {("valid", "1"), ("valid", "2"), ("test", "1"), ("test", "2")}
+    assert len([r for r in per if r["split"] == "valid"]) == 2 * 3  # w in {0, 1} and the own w, per checkpoint
+    own_w = own["w"].split(" ")[0]
+    for record in records[:2]:
+        row = next(r for r in per if r["split"] == "test" and r["seed"] == str(record["seed"]) and r["w"] == own_w)
+        assert row["hit@10"] == f"{record['test']['hit@10']:.4f}"
     with pytest.raises(ConfigError, match=r"differ in \['guidance_weight'\]"):
         sweep_script.main(["--model_files", records[0]["model_file"], records[2]["model_file"], "--out", str(out),
                            "--debug"])
