@@ -69,12 +69,17 @@ def mean_over_seeds(checkpoints, settings, n_seeds, split, per_checkpoint=None):
         groups = [rows[i * n_seeds:(i + 1) * n_seeds] for rows in per_file]  # one per checkpoint
         group = [row for rows in groups for row in rows]
         out.append({**setting, "seconds": sum(r["seconds"] for r in group), "users": group[0]["users"],
-                    **{m: sum(r[m] for r in group) / len(group) for m in METRICS}})
+                    **mean_metrics(group)})
         if per_checkpoint is not None:
             for checkpoint, rows in zip(checkpoints, groups):
                 per_checkpoint.append({"split": split, "seed": checkpoint.config["seed"], **setting,
-                                       **{m: sum(r[m] for r in rows) / len(rows) for m in METRICS}})
+                                       **mean_metrics(rows)})
     return out
+
+
+def mean_metrics(rows):
+    """The mean of each of :data:`METRICS` over ``rows``."""
+    return {m: sum(r[m] for r in rows) / len(rows) for m in METRICS}
 
 
 @main_guard
