@@ -101,6 +101,16 @@ def apply_inference_setting(model, config, setting):
     model.sampling_seed = int(value["sampling_seed"])
 
 
+SPLITS = ("valid", "test")
+
+
+def check_split(split):
+    """A :class:`ConfigError` unless ``split`` is an evaluation split (:data:`SPLITS`); callers check before loading
+    a checkpoint, which takes about a minute on ml-1m."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be 'valid' or 'test', not {split!r}")
+
+
 class Checkpoint:
     """A trained checkpoint loaded once (config, weights, data), to evaluate under several inference settings and on
     several splits: loading rebuilds the dataset, which takes about a minute on ml-1m.
@@ -144,8 +154,7 @@ class Checkpoint:
 
     def split_data(self, split):
         """The evaluation loader of ``split`` (``valid`` or ``test``)."""
-        if split not in ("valid", "test"):
-            raise ConfigError(f"split must be 'valid' or 'test', not {split!r}")
+        check_split(split)
         return self.test_data if split == "test" else self.valid_data
 
     def evaluate(self, settings=(None,), split="test", mask_history=False):

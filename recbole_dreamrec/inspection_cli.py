@@ -4,6 +4,7 @@ import argparse
 import json
 
 from recbole_dreamrec.errors import add_debug_flag, main_guard
+from recbole_dreamrec.evaluation import SPLITS
 from recbole_dreamrec.inspection import embedding_map, format_text, inspect_users
 from recbole_dreamrec.readout import DISTRIBUTIONS, code_readout, format_readout
 
@@ -32,7 +33,7 @@ def parse_args(argv=None):
     readout.add_argument("--distribution", choices=DISTRIBUTIONS, default="popularity",
                          help="popularity: the training popularity for every user; model: each user's softmax of the "
                               "checkpoint's scores (a softmax-trained model: the best a mean code could keep of it)")
-    readout.add_argument("--split", choices=("valid", "test"), default="test")
+    readout.add_argument("--split", choices=SPLITS, default="test")
     readout.add_argument("--guidance_weight", type=float, default=0.0,
                          help="with --distribution model: read (1+w) m_p - w m_pop, m_pop the training popularity's "
                               "mean code, as classifier-free guidance does")

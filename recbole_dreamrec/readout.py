@@ -29,7 +29,7 @@ Two refinements bring the readout closer to what DreamRec computes (``model`` di
 import torch
 
 from recbole_dreamrec.errors import ConfigError
-from recbole_dreamrec.evaluation import Checkpoint, FixedScores, Rescored
+from recbole_dreamrec.evaluation import Checkpoint, FixedScores, Rescored, check_split
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
 from recbole_dreamrec.reporting import markdown_table
 
@@ -115,8 +115,7 @@ def code_readout(model_file, dims=(64, 256, 1024), seed=0, split="test", distrib
     """
     if distribution not in DISTRIBUTIONS:
         raise ConfigError(f"distribution must be one of {list(DISTRIBUTIONS)}, not {distribution!r}")
-    if split not in ("valid", "test"):
-        raise ConfigError(f"split must be 'valid' or 'test', not {split!r}")
+    check_split(split)  # before the minute-long load
     if distribution != "model" and (guidance_weight or oracle_ranks):
         raise ConfigError("guidance_weight and oracle_ranks read a model's distribution: use distribution='model'")
     if any(int(r) < 1 for r in oracle_ranks):

@@ -225,3 +225,15 @@ def test_metrics_do_not_depend_on_eval_batch_size(checkpoints, sampler):
         results[batch_size] = trainer.evaluate(loader, load_best_model=False)
     assert results[1] == results[7] == results[4096]
     assert results[1]["hit@20"] > 0  # a real ranking, not an empty evaluation
+
+
+def test_readout_refuses_an_unknown_split_before_loading_anything(tmp_path):
+    from recbole_dreamrec.errors import ConfigError
+    from recbole_dreamrec.evaluation import Checkpoint
+    from recbole_dreamrec.readout import code_readout
+
+    missing = str(tmp_path / "no-such-checkpoint.pth")  # a load would fail with a different error
+    with pytest.raises(ConfigError, match="split must be 'valid' or 'test', not 'train'"):
+        code_readout(missing, split="train")
+    with pytest.raises(ConfigError, match="split must be 'valid' or 'test'"):
+        Checkpoint.split_data(None, "training")
