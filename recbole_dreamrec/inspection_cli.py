@@ -6,7 +6,7 @@ import json
 from recbole_dreamrec.errors import add_debug_flag, main_guard
 from recbole_dreamrec.evaluation import SPLITS
 from recbole_dreamrec.inspection import embedding_map, format_text, inspect_users
-from recbole_dreamrec.readout import DISTRIBUTIONS, code_readout, format_readout
+from recbole_dreamrec.readout import DECODINGS, DISTRIBUTIONS, code_readout, format_readout
 
 
 def parse_args(argv=None):
@@ -40,6 +40,12 @@ def parse_args(argv=None):
     readout.add_argument("--oracle_ranks", default="",
                          help="with --distribution model: comma-separated ranks r; each SVD table also gets rows "
                               "with the mean codes' best rank-r affine approximation (an oracle linear in an r-d h)")
+    readout.add_argument("--decode", choices=DECODINGS, default="dot",
+                         help="with --distribution model: dot ranks by e_i . m; maxent by e_i . lam, lam the natural "
+                              "parameters of the maximum-entropy distribution with mean code m (Newton; minutes)")
+    readout.add_argument("--noise", default="",
+                         help="with --distribution model: comma-separated levels s; each SVD table also gets rows "
+                              "with noise of expected norm s |m - m_pop| added to every mean code m")
     readout.add_argument("--out", default=None, help="also write the table (Markdown) here")
     for command_parser in (parser, oracle, emb, readout):
         add_debug_flag(command_parser)
@@ -64,8 +70,10 @@ def main(argv=None):
     if args.command == "readout":
         dims = [int(d) for d in args.dims.split(",")]
         ranks = [int(r) for r in args.oracle_ranks.split(",") if r]
+        noise = [float(s) for s in args.noise.split(",") if s]
         rows = code_readout(args.model_file, dims, split=args.split, distribution=args.distribution,
-                            guidance_weight=args.guidance_weight, oracle_ranks=ranks)
+                            guidance_weight=args.guidance_weight, oracle_ranks=ranks, decode=args.decode,
+                            noise_levels=noise)
         text = format_readout(rows, split=args.split)
         print(text)
         if args.out:

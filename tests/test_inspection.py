@@ -237,3 +237,91 @@ def test_readout_refuses_an_unknown_split_before_loading_anything(tmp_path):
         code_readout(missing, split="train")
     with pytest.raises(ConfigError, match="split must be 'valid' or 'test'"):
         Checkpoint.split_data(None, "training")
+
+
+def test_natural_parameters_invert_the_mean_map_over_the_real_items():
+    """Maximum-entropy decoding: the mean code of q ∝ exp(E lam) over items 1.. (item 0 is the padding id) gives lam
+    back, and the padding item's code, however large, plays no part."""
+    from recbole_dreamrec.readout import natural_parameters
+
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    codes[0] = 50.0  # would dominate every mean if item 0 were counted
+    lam = 2.0 * torch.randn(4, 3, generator=g, dtype=torch.float64)
+    logits = lam @ codes.T
+    logits[:, 0] = float("-inf")
+    mean = torch.softmax(logits, dim=-1) @ codes
+    torch.testing.assert_close(natural_parameters(mean, codes, ridge=0.0, iters=50, tol=1e-10), lam, atol=1e-5, rtol=0)
+    # chunked solving (one row per chunk) gives the same answer
+    torch.testing.assert_close(natural_parameters(mean, codes, ridge=0.0, iters=50, tol=1e-10, chunk_floats=9), lam,
+                               atol=1e-5, rtol=0)
+    # a ridge shrinks lam towards 0: a flatter distribution, the same direction for this well-posed mean
+    ridged = natural_parameters(mean, codes, ridge=1.0, iters=50, tol=1e-10)
+    assert (ridged.norm(dim=-1) < lam.norm(dim=-1)).all()
+
+
+def test_maxent_decoding_ranks_by_the_distribution_where_the_dot_product_does_not():
+    """A distribution of the codes' exponential family, p ∝ exp(e_j . lam): maximum-entropy decoding of its mean code
+    scores items by e_j . lam, the log-probabilities up to a constant; the dot product with the mean code,
+    (1.04, 0.46), puts item 2 (score 2.28) before the most likely item 3 (2.01)."""
+    from recbole_dreamrec.readout import MeanCodeReadout
+
+    codes = torch.tensor([[0.0, 0.0], [-0.6, -2.4], [2.1, -1.3], [1.1, 1.1], [-0.8, -2.1]], dtype=torch.float64)
+    lam = torch.tensor([[2.6, 1.5]], dtype=torch.float64)
+    logits = (lam @ codes.T).float()  # [1 5]: items 1-4 -5.16, 3.51, 4.51, -5.23; p(3) = 0.73, p(2) = 0.27
+
+    class Scores(torch.nn.Module):
+        def full_sort_predict(self, interaction):
+            return logits
+
+    readout = MeanCodeReadout(Scores())
+    readout.codes = codes
+    dot = readout.full_sort_predict(None)
+    assert dot[0, 2] > dot[0, 3]  # the dot product ranks item 2 first
+    readout.decode = "maxent"
+    decoded = readout.full_sort_predict(None)
+    # the ridge (1e-3) shrinks lam of so peaked a distribution noticeably, (1.90, 1.21), but keeps its ranking
+    assert decoded[0, 1:].argsort(descending=True).tolist() == [2, 1, 0, 3]  # items 3, 2, 1, 4: p's order
+    assert decoded[0, 3] > decoded[0, 2]
+
+
+def test_mean_code_noise_has_the_stated_size_and_is_seeded():
+    from recbole_dreamrec.readout import MeanCodeReadout
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(4000, 5, generator=g)
+
+    class Scores(torch.nn.Module):
+        def full_sort_predict(self, interaction):
+            return logits
+
+    readout = MeanCodeReadout(Scores())
+    readout.codes = torch.eye(5, dtype=torch.float64)  # scores = the (perturbed) mean code itself
+    readout.null_code = torch.tensor([0.0, 0.25, 0.25, 0.25, 0.25], dtype=torch.float64)
+    clean = readout.full_sort_predict(None).double()
+    readout.noise = 0.5
+    noisy = readout.full_sort_predict(None).double()
+    ratio = (noisy - clean).norm(dim=-1) / (clean - readout.null_code).norm(dim=-1)
+    assert abs(ratio.mean().item() - 0.5) < 0.05  # expected norm s |m - m_pop| (a chi of 5 dofs: mean 0.94 sqrt 5)
+    readout._noise_generator = None
+    torch.testing.assert_close(readout.full_sort_predict(None).double(), noisy)  # the same seed, the same draw
+
+
+def test_model_readout_maxent_and_noise_rows(checkpoints, tmp_path):
+    """``--decode maxent`` decodes every table but the exact one (whose mean code is p: same ranking); ``--noise``
+    adds rows after each SVD table; both need ``--distribution model``."""
+    base = ["readout", "--model_file", checkpoints["SASRec"], "--distribution", "model", "--split", "valid",
+            "--dims", "4"]
+    dot = main(base)
+    out = tmp_path / "readout.md"
+    rows = main(base + ["--decode", "maxent", "--noise", "0.5", "--out", str(out)])
+    assert [(r["codes"], r["noise"], r["decode"]) for r in rows] == [
+        ("exact (one dimension per item)", None, "dot"), ("random N(0, 1)", None, "maxent"),
+        ("svd", None, "maxent"), ("svd", 0.5, "maxent"), ("SASRec checkpoint's item codes", None, "maxent"),
+    ]
+    assert rows[0]["ndcg@10"] == dot[0]["ndcg@10"]  # the exact table: SASRec's own ranking either way
+    assert (rows[2]["ndcg@10"], rows[2]["mrr@10"]) != (dot[2]["ndcg@10"], dot[2]["mrr@10"])  # decoding applied
+    assert out.read_text().startswith("| codes | dim | noise | decoding | valid ndcg@10 | valid hit@10 |")
+    for extra in (["--decode", "maxent"], ["--noise", "0.1"]):
+        with pytest.raises(SystemExit):
+            main(["readout", "--model_file", checkpoints["SASRec"]] + extra)  # popularity distribution
