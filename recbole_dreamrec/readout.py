@@ -83,14 +83,14 @@ def _maxent_objective(lam, codes, mean, ridge):
     return torch.logsumexp(logits, dim=-1) - (lam * mean).sum(dim=-1) + 0.5 * ridge * lam.pow(2).sum(dim=-1)
 
 
-def natural_parameters(mean, codes, ridge=1e-3, iters=30, tol=1e-6, chunk_floats=2**24):
+def natural_parameters(mean, codes, ridge=1e-3, iters=30, tol=1e-6, chunk_floats=2**22):
     """``[B dim]`` natural parameters lam of the maximum-entropy distributions ``q_j ∝ exp(e_j . lam)`` over the
     real items whose mean codes ``sum_j q_j e_j`` are the rows of ``mean`` ``[B dim]``, ``codes`` ``[n_items dim]``
     (float64; item 0 is RecBole's padding id and left out).
 
     Minimises the dual of maximum entropy, ``A(lam) - lam . m + ridge / 2 |lam|^2`` with ``A`` the log-partition,
     by Newton's method (gradient ``E_q[e] - m + ridge lam``, Hessian ``Cov_q[e] + ridge I``) with backtracking per
-    row, until every row's gradient norm is below ``tol`` or after ``iters`` steps. A mean code outside the convex
+    row; a row stops when its gradient norm is below ``tol`` (the others go on), every row after ``iters`` steps. A mean code outside the convex
     hull of the codes has no maximum-entropy distribution: the ridge keeps lam finite there. Rows are solved in
     chunks of at most ``chunk_floats`` Hessian entries.
     """
@@ -104,27 +104,32 @@ def _newton(mean, codes, ridge, iters, tol):
     lam = torch.zeros(rows, dim, dtype=codes.dtype, device=codes.device)
     value = _maxent_objective(lam, codes, mean, ridge)  # [B]
     eye = torch.eye(dim, dtype=codes.dtype, device=codes.device)
+    active = torch.arange(rows, device=codes.device)  # rows not yet converged: only these take further steps
     for _ in range(iters):
-        logits = lam @ codes.T
+        lam_a, mean_a = lam[active], mean[active]
+        logits = lam_a @ codes.T
         logits[:, 0] = float("-inf")
-        q = torch.softmax(logits, dim=-1)  # [B n_items]
-        expected = q @ codes  # [B dim]
-        grad = expected - mean + ridge * lam  # [B dim]
-        if grad.norm(dim=-1).max() < tol:
+        q = torch.softmax(logits, dim=-1)  # [A n_items]
+        expected = q @ codes  # [A dim]
+        grad = expected - mean_a + ridge * lam_a  # [A dim]
+        going = grad.norm(dim=-1) >= tol
+        if not going.any():
             break
-        hessian = torch.matmul((q.unsqueeze(-1) * codes).transpose(1, 2), codes)  # [B dim dim], E_q[e e^T]
+        active, lam_a, mean_a, q, expected, grad = (x[going] for x in (active, lam_a, mean_a, q, expected, grad))
+        hessian = torch.matmul((q.unsqueeze(-1) * codes).transpose(1, 2), codes)  # [A dim dim], E_q[e e^T]
         hessian = hessian - expected.unsqueeze(2) * expected.unsqueeze(1) + ridge * eye
-        step = torch.linalg.solve(hessian, grad.unsqueeze(-1)).squeeze(-1)  # [B dim]
-        size = torch.ones(rows, 1, dtype=codes.dtype, device=codes.device)
+        step = torch.linalg.solve(hessian, grad.unsqueeze(-1)).squeeze(-1)  # [A dim]
+        size = torch.ones(len(active), 1, dtype=codes.dtype, device=codes.device)
+        value_a = value[active]
         for _ in range(30):  # halve the step of the rows whose objective would rise
-            trial = _maxent_objective(lam - size * step, codes, mean, ridge)
-            worse = trial > value
+            trial = _maxent_objective(lam_a - size * step, codes, mean_a, ridge)
+            worse = trial > value_a
             if not worse.any():
                 break
             size = torch.where(worse.unsqueeze(1), size / 2, size)
-        better = trial <= value
-        lam = torch.where(better.unsqueeze(1), lam - size * step, lam)
-        value = torch.where(better, trial, value)
+        better = trial <= value_a
+        lam[active] = torch.where(better.unsqueeze(1), lam_a - size * step, lam_a)
+        value[active] = torch.where(better, trial, value_a)
     return lam
 
 
