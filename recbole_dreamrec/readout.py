@@ -14,7 +14,7 @@ embeddings, for one of two distributions:
 Codes that lose the ranking in this readout limit any generator trained toward the conditional mean. (A model
 trained with a softmax, such as SASRec, is not limited this way: its output vector is not a mean of codes.)
 
-Two refinements bring the readout closer to what DreamRec computes (``model`` distribution only):
+Refinements, closer to what DreamRec computes or beyond it (``model`` distribution only):
 
 * ``guidance_weight`` w reads ``(1 + w) m_p - w m_pop`` instead of the mean code m_p, m_pop being the mean code of
   the training popularity (what the unconditional model aims at), as classifier-free guidance combines the two;
@@ -90,9 +90,9 @@ def natural_parameters(mean, codes, ridge=1e-3, iters=30, tol=1e-6, chunk_floats
 
     Minimises the dual of maximum entropy, ``A(lam) - lam . m + ridge / 2 |lam|^2`` with ``A`` the log-partition,
     by Newton's method (gradient ``E_q[e] - m + ridge lam``, Hessian ``Cov_q[e] + ridge I``) with backtracking per
-    row; a row stops when its gradient norm is below ``tol`` (the others go on), every row after ``iters`` steps. A mean code outside the convex
-    hull of the codes has no maximum-entropy distribution: the ridge keeps lam finite there. Rows are solved in
-    chunks of at most ``chunk_floats`` Hessian entries.
+    row; a row stops when its gradient norm is below ``tol`` (the others go on), every row after ``iters`` steps.
+    A mean code outside the convex hull of the codes has no maximum-entropy distribution: the ridge keeps lam finite
+    there. Rows are solved in chunks of at most ``chunk_floats`` Hessian entries.
     """
     dim = codes.shape[1]
     step_rows = max(1, chunk_floats // (dim * dim))
