@@ -75,12 +75,17 @@ def rank_r_affine(points, rank):
     return center, vt[:rank].T  # [dim], [dim rank]
 
 
+def _real_item_logits(lam, codes):
+    """``e_j . lam`` for every item, ``[B n_items]``, with item 0 (the padding id) at ``-inf``."""
+    logits = lam @ codes.T
+    logits[:, 0] = float("-inf")
+    return logits
+
+
 def _maxent_objective(lam, codes, mean, ridge):
     """The convex dual of maximum entropy with mean ``mean``: ``log sum_j exp(e_j . lam) - lam . mean`` plus
     ``ridge / 2 |lam|^2``, per row ``[B]`` (item 0, the padding id, is left out of the sum)."""
-    logits = lam @ codes.T  # [B n_items]
-    logits[:, 0] = float("-inf")
-    return torch.logsumexp(logits, dim=-1) - (lam * mean).sum(dim=-1) + 0.5 * ridge * lam.pow(2).sum(dim=-1)
+    return torch.logsumexp(_real_item_logits(lam, codes), dim=-1) - (lam * mean).sum(dim=-1) + 0.5 * ridge * lam.pow(2).sum(dim=-1)
 
 
 def natural_parameters(mean, codes, ridge=1e-3, iters=30, tol=1e-6, chunk_floats=2**22):
@@ -107,9 +112,7 @@ def _newton(mean, codes, ridge, iters, tol):
     active = torch.arange(rows, device=codes.device)  # rows not yet converged: only these take further steps
     for _ in range(iters):
         lam_a, mean_a = lam[active], mean[active]
-        logits = lam_a @ codes.T
-        logits[:, 0] = float("-inf")
-        q = torch.softmax(logits, dim=-1)  # [A n_items]
+        q = torch.softmax(_real_item_logits(lam_a, codes), dim=-1)  # [A n_items]
         expected = q @ codes  # [A dim]
         grad = expected - mean_a + ridge * lam_a  # [A dim]
         going = grad.norm(dim=-1) >= tol
