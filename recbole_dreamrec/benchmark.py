@@ -83,14 +83,28 @@ def packaged_settings(model, dataset):
     return [setting_file_values([path])[0] if path.is_file() else None for path in paths]
 
 
+# settings that change how a run is kept, not what it computes: left out of the settings' fingerprint
+RESULT_NEUTRAL_KEYS = ("checkpoint_minutes",)
+
+
+def _without_neutral(values):
+    """A setting file's (or ``config_dict``'s) values without :data:`RESULT_NEUTRAL_KEYS`."""
+    if not isinstance(values, dict):
+        return values
+    return {k: v for k, v in values.items() if k not in RESULT_NEUTRAL_KEYS}
+
+
 def settings_fingerprint(model, dataset, config_file_list, config_dict):
     """A digest of the settings a run comes from (the model, the dataset, the values of the setting files in their
     order, the ``--key=value`` settings, and the plugin's packaged defaults for the model and dataset): an
     unfinished run is continued only under the same one. The files count by their values, so a comment or the
     layout of a file can change while a model is unfinished; a changed default (say DreamRec's ``sampling_steps``)
-    starts it afresh instead of mixing two settings in one validation curve."""
-    files, packaged = setting_file_values(config_file_list), packaged_settings(model, dataset)
-    return _values_digest([model, dataset, plain(config_dict or {}), plain(files), plain(packaged)])
+    starts it afresh instead of mixing two settings in one validation curve. Settings that do not change what a
+    run computes (:data:`RESULT_NEUTRAL_KEYS`: how often it writes checkpoints) do not count."""
+    files = [_without_neutral(v) for v in setting_file_values(config_file_list)]
+    packaged = [_without_neutral(v) for v in packaged_settings(model, dataset)]
+    config_dict = _without_neutral(config_dict or {})
+    return _values_digest([model, dataset, plain(config_dict), plain(files), plain(packaged)])
 
 
 def _values_digest(values):
@@ -102,11 +116,12 @@ def legacy_settings_fingerprints(model, dataset, config_file_list, config_dict):
     """The digests progress files held before 2026-11-29, session 7: the setting files' values without the packaged
     defaults, and (before that) the files' bytes. Accepted so that a run started then continues; rewritten as
     :func:`settings_fingerprint` at its next validation."""
-    files = setting_file_values(config_file_list)
-    digest = hashlib.sha256(json.dumps([model, dataset, plain(config_dict or {})], sort_keys=True).encode())
+    files = [_without_neutral(v) for v in setting_file_values(config_file_list)]
+    config_dict = _without_neutral(config_dict or {})
+    digest = hashlib.sha256(json.dumps([model, dataset, plain(config_dict)], sort_keys=True).encode())
     for path in config_file_list:
         digest.update(Path(path).read_bytes())
-    return _values_digest([model, dataset, plain(config_dict or {}), plain(files)]), digest.hexdigest()[:16]
+    return _values_digest([model, dataset, plain(config_dict), plain(files)]), digest.hexdigest()[:16]
 
 
 def duration(seconds):
@@ -171,6 +186,13 @@ class Progress:
         if self.on_write is not None:
             self.on_write()
         self.log(self.line(trainer, epoch_idx))
+
+    def checkpointed(self, trainer):
+        """Called after a checkpoint written within an epoch: the progress file gets the time spent so far and the
+        checkpoint (a run interrupted before its first validation then continues from it too)."""
+        self.last_model_file, self.epoch_budget = trainer.last_model_file, trainer.epochs
+        self.valid_metric = str(trainer.config["valid_metric"]).lower()
+        self.write()
 
     def write(self):
         state = {"model": self.model, "fingerprint": self.fingerprint, "last_model_file": self.last_model_file,

@@ -45,6 +45,7 @@ class Config(RecBoleConfig):
             raise ConfigError(f"a config file is not valid YAML: {error}") from error
         except ValueError as error:  # RecBole's own checks of a setting
             raise ConfigError(f"invalid setting: {error}") from error
+        check_plugin_settings(self)
         if hasattr(self.model_class, "check_config"):
             self.model_class.check_config(self)
 
@@ -92,6 +93,14 @@ class Config(RecBoleConfig):
         settings.update(device=torch.device("cpu"), single_spec=False, gpu_id="")
         if settings["local_rank"] != 0:
             settings.update(state="error", show_progress=False, verbose=False)
+
+
+def check_plugin_settings(config):
+    """Raise :class:`~recbole_dreamrec.errors.ConfigError` for an invalid plugin-wide setting
+    (``properties/overall.yaml``, every model)."""
+    minutes = config["checkpoint_minutes"]
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0):
+        raise ConfigError(f"checkpoint_minutes must be a number >= 0 (0: after each epoch only), got {minutes!r}")
 
 
 def gpu_ids(settings):

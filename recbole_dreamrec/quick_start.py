@@ -135,6 +135,8 @@ def _train_and_test(config, saved, verbose, progress=None):
         trainer.resume(config["resume_file"], train_data)
     show_progress = config["show_progress"] and verbose
     callback = None if progress is None else (lambda epoch_idx, valid_score: progress(trainer, epoch_idx, valid_score))
+    if progress is not None:
+        trainer.on_checkpoint = lambda: progress.checkpointed(trainer)
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress, callback_fn=callback
     )

@@ -1,7 +1,7 @@
 """Trainers for the plugin's models (found by :func:`recbole_dreamrec.utils.get_trainer`), and what every model
 run through the plugin gets on top of its RecBole trainer (:func:`instrument`): timings, a non-finite-loss guard
-that names the epoch and batch, atomic checkpoint writes under a name no other run has, exact resume, and
-multi-process training on the CPU."""
+that names the epoch and batch, atomic checkpoint writes under a name no other run has, exact resume (also from
+within an epoch), and multi-process training on the CPU."""
 
 import copy
 import os
@@ -224,10 +224,17 @@ class ResumableMixin:
     state, best validation result, the best checkpoint's path and every random state training draws from
     (:func:`rng_state`). In a multi-process run every process has its own random streams: the states of all
     processes are gathered into the one file (``rng``, indexed by global rank) and each process restores its own.
-    An interrupted run loses at most the epoch in progress; :meth:`resume` continues exactly where it stopped. A run
-    that stopped early, or one whose ``epochs`` are all done (unless ``epochs`` is raised), resumes as finished: no
-    further training, and the best checkpoint stays the one it had.
+    Within an epoch the last checkpoint is also written every ``checkpoint_minutes`` of training (see
+    :class:`_EpochCheckpoints`), so an interrupted run loses at most that much, not the epoch in progress;
+    :meth:`resume` continues exactly where it stopped, between two batches as well. A run that stopped early, or
+    one whose ``epochs`` are all done (unless ``epochs`` is raised), resumes as finished: no further training, and
+    the best checkpoint stays the one it had.
+
+    ``on_checkpoint`` (optional, called with no argument after each checkpoint written within an epoch) lets the
+    caller record the time spent so far (:class:`~recbole_dreamrec.benchmark.Progress`).
     """
+
+    on_checkpoint = None
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._resumable = (train_data, saved)
@@ -243,18 +250,57 @@ class ResumableMixin:
     def last_model_file(self):
         return f"{_checkpoint_stem(self.saved_model_file)}.last.pth"
 
-    def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, *args, **kwargs):
         _, saved = getattr(self, "_resumable", (None, False))
         if saved and getattr(self, "_epoch_done", None) is not None:
             self._save_last_checkpoint(self._epoch_done, train_data)  # the previous epoch, with its validation
-        loss = super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
+        partial, self._partial = getattr(self, "_partial", None), None
+        interval = self._checkpoint_seconds() if saved else 0
+        if partial is None and not interval:
+            loss = super()._train_epoch(train_data, epoch_idx, loss_func, *args, **kwargs)
+        else:
+            self._epoch_checkpoints = epoch = _EpochCheckpoints(self, train_data, epoch_idx, interval, partial)
+            try:
+                loss = super()._train_epoch(epoch, epoch_idx, loss_func, *args, **kwargs)
+            finally:
+                self._epoch_checkpoints = None
+            loss = epoch.epoch_loss(loss)
+            self.train_epoch_seconds[-1] += epoch.seconds_before
         self._epoch_done = epoch_idx
         return loss
 
-    def _save_last_checkpoint(self, epoch, train_data, stopped_early=False):
-        """Write the last checkpoint; every process calls this (the random states of all are gathered)."""
+    def _check_nan(self, loss):  # RecBole calls it with every batch's loss
+        super()._check_nan(loss)
+        if getattr(self, "_epoch_checkpoints", None) is not None:
+            self._epoch_checkpoints.add(loss)
+
+    def _checkpoint_seconds(self):
+        """Seconds between checkpoints within an epoch; 0 where they are off, or cannot resume exactly: several
+        processes (they would have to agree on the moment) or a mixed-precision gradient scaler (RecBole keeps its
+        state inside the epoch)."""
+        minutes = self.config["checkpoint_minutes"] or 0
+        if not minutes:
+            return 0
+        reason = (
+            "a multi-process run" if not self.config["single_spec"] else
+            "mixed-precision training (its gradient scaler lives inside RecBole's epoch)" if self.enable_scaler else
+            None
+        )
+        if reason is not None:
+            if not getattr(self, "_told_no_checkpoints", False):
+                self._told_no_checkpoints = True
+                self.logger.info(f"checkpoint_minutes: the last checkpoint is written after each epoch only ({reason})")
+            return 0
+        return 60.0 * minutes
+
+    def _save_last_checkpoint(self, epoch, train_data, stopped_early=False, partial=None):
+        """Write the last checkpoint; every process calls this (the random states of all are gathered).
+
+        ``partial`` (within an epoch, one process): where the epoch in progress stands (:class:`_EpochCheckpoints`);
+        ``epoch`` is then the last finished epoch and the random states (``rng``) those at the start of the epoch
+        in progress."""
         _, world_size = _rank_and_world_size(self.config)
-        states = [rng_state(train_data)]
+        states = [rng_state(train_data) if partial is None else partial["epoch_rng"]]
         if world_size > 1:
             states = [None] * world_size
             torch.distributed.all_gather_object(states, rng_state(train_data))
@@ -263,6 +309,7 @@ class ResumableMixin:
         state = {
             "config": _single_process_config(self.config),
             "epoch": epoch,
+            "partial_epoch": None if partial is None else {k: v for k, v in partial.items() if k != "epoch_rng"},
             "stopped_early": stopped_early,
             "cur_step": self.cur_step,
             "best_valid_score": self.best_valid_score,
@@ -289,6 +336,7 @@ class ResumableMixin:
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.start_epoch = self.epochs if checkpoint.get("stopped_early") else checkpoint["epoch"] + 1
+        partial = checkpoint.get("partial_epoch")
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint["best_valid_result"]
@@ -304,10 +352,111 @@ class ResumableMixin:
                 f"resume_file {last_model_file} was written by a run of {len(states)} process(es), this one has "
                 f"{world_size}: random streams start afresh, so training will not match an uninterrupted run"
             )
+        self._partial = None
+        if partial is not None and self.start_epoch < self.epochs:
+            if world_size == 1 and len(states) == 1:
+                # the epoch in progress continues after the batches it had trained (its random states at its start)
+                self._partial = {**partial, "epoch_rng": states[0]}
+            else:
+                self.logger.warning(f"resume_file {last_model_file} stopped within epoch {self.start_epoch}, which "
+                                    f"{world_size} processes cannot continue: it is trained again from its start")
         if self.start_epoch >= self.epochs:
             self.logger.info(f"Resumed from {last_model_file}: training had finished; nothing left to train")
+        elif self._partial is not None:
+            self.logger.info(f"Resumed from {last_model_file}: training continues at epoch {self.start_epoch}, "
+                             f"batch {self._partial['batches'] + 1} of {self._partial['of_batches']}")
         else:
             self.logger.info(f"Resumed from {last_model_file}: training continues at epoch {self.start_epoch}")
+
+
+class _EpochCheckpoints:
+    """One epoch's training data as RecBole's batch loop sees it, writing the last checkpoint between two batches
+    every ``interval`` seconds, and (resumed from such a checkpoint) continuing the epoch where it stopped.
+
+    Between batch b and batch b + 1 (after b's optimizer step, before b + 1 is drawn) the checkpoint holds the
+    weights and optimizer state, the random states at the start of the epoch and now, b, and the sum of the epoch's
+    losses so far. A resumed epoch restores the random states of its start, draws the same batches (the loader's
+    order and any sampling in collation come from those states) and leaves the first b untrained, then restores
+    the states of the moment after b: batch b + 1 onwards is what the uninterrupted run trained, and the epoch's
+    loss is summed in the same order. Saving draws nothing, so the checkpoints leave training unchanged.
+
+    A trainer whose epoch runs RecBole's batch loop more than once (a second pass over the data) gets checkpoints
+    in the first pass only; one that does not iterate the training data batch by batch gets none.
+    """
+
+    def __init__(self, trainer, loader, epoch_idx, interval, partial=None):
+        if partial is not None and partial["epoch"] != epoch_idx:
+            raise ValueError(f"resumed within epoch {partial['epoch']}, but training continues at epoch {epoch_idx}")
+        self.trainer, self.loader, self.epoch_idx, self.interval, self.partial = (
+            trainer, loader, epoch_idx, interval, partial)
+        self.total_loss = None if partial is None else partial["loss"]
+        self.seconds_before = 0.0 if partial is None else partial["seconds"]
+        self.start = time.perf_counter()
+        self.passes = 0  # times RecBole's loop started iterating this epoch's data
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __getattr__(self, name):  # shuffle, sampler, ...: the loader's
+        return getattr(self.loader, name)
+
+    def add(self, loss):
+        """Sum one batch's loss (the total, as RecBole sums a single loss) in the first pass."""
+        if self.passes == 1:
+            value = loss.item()
+            self.total_loss = value if self.total_loss is None else self.total_loss + value
+
+    def epoch_loss(self, returned):
+        """The epoch's loss to report: RecBole's own, or, for an epoch resumed within, the sum over every batch."""
+        if self.partial is None:
+            return returned
+        if self.passes == 1 and not isinstance(returned, tuple):
+            return self.total_loss
+        self.trainer.logger.info(f"epoch {self.epoch_idx}: the training loss shown covers the batches trained after "
+                                 "the resume only")
+        return returned
+
+    def __iter__(self):
+        self.passes += 1
+        if self.passes > 1:  # a second pass over the data in the same epoch: no skipping, no checkpoints
+            yield from self.loader
+            return
+        trainer, partial = self.trainer, self.partial
+        epoch_rng = rng_state(self.loader) if partial is None else partial["epoch_rng"]
+        if partial is not None:
+            set_rng_state(epoch_rng, self.loader, trainer.logger)
+            if len(self.loader) != partial["of_batches"]:
+                raise ValueError(
+                    f"the last checkpoint stopped within an epoch of {partial['of_batches']} batches, but the "
+                    f"training data now has {len(self.loader)}: resume with the data and train_batch_size it had"
+                )
+        batches, done = iter(self.loader), 0
+        if partial is not None:
+            for done in range(1, partial["batches"] + 1):
+                next(batches)  # trained before the interruption
+            set_rng_state(partial["rng"], self.loader, trainer.logger)
+            trainer._batch = done  # SafetyMixin's count, for its messages
+        last_saved = time.perf_counter()
+        for batch in batches:
+            yield batch
+            done += 1  # batch `done` is trained: its optimizer step is made
+            if self.interval and done < len(self.loader) and time.perf_counter() - last_saved >= self.interval:
+                self._save(done, epoch_rng)
+                last_saved = time.perf_counter()
+
+    def _save(self, done, epoch_rng):
+        trainer = self.trainer
+        trainer._save_last_checkpoint(self.epoch_idx - 1, self.loader, partial={
+            "epoch": self.epoch_idx,
+            "batches": done,
+            "of_batches": len(self.loader),
+            "loss": self.total_loss,
+            "seconds": self.seconds_before + time.perf_counter() - self.start,
+            "rng": rng_state(self.loader),
+            "epoch_rng": epoch_rng,
+        })
+        if trainer.on_checkpoint is not None:
+            trainer.on_checkpoint()
 
 
 def instrument(trainer_class):

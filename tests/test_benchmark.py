@@ -244,6 +244,51 @@ def test_compare_continues_an_interrupted_model_to_the_same_result(tiny_config_d
     assert json.loads((out / "runs" / "DreamRec.json").read_text())["test"] == full["test"]
 
 
+@pytest.mark.slow
+def test_compare_continues_a_model_stopped_within_its_first_epoch(tiny_config_dict, in_tmp_dir, monkeypatch):
+    """Stopped in the middle of its first epoch (before any validation), a model continues from the checkpoint
+    written within the epoch, under another checkpoint interval, and ends as the uninterrupted run does; the
+    progress file counted the time spent before the stop."""
+    from recbole_dreamrec.model.dreamrec import DreamRec
+
+    shared = write_yaml(in_tmp_dir / "configs" / "tiny.yaml", {**tiny_config_dict, "epochs": 2, "stopping_step": 10})
+    full = compare(["DreamRec"], "ml-100k-tiny", [shared], in_tmp_dir / "full",
+                   config_dict={"checkpoint_dir": str(in_tmp_dir / "saved-full")}, log=lambda line: None)[0]
+
+    real_loss, calls = DreamRec.calculate_loss, []
+
+    def stop_at_batch_5(self, interaction):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_loss(self, interaction)
+
+    out, logs = in_tmp_dir / "stopped", []
+    settings = {"checkpoint_dir": str(in_tmp_dir / "saved-stopped")}
+    monkeypatch.setattr(DreamRec, "calculate_loss", stop_at_batch_5)
+    with pytest.raises(KeyboardInterrupt):
+        compare(["DreamRec"], "ml-100k-tiny", [shared], out, config_dict={**settings, "checkpoint_minutes": 1e-9},
+                log=logs.append)
+    monkeypatch.setattr(DreamRec, "calculate_loss", real_loss)
+    state = json.loads((out / "runs" / "DreamRec.progress.json").read_text())
+    assert state["history"] == [] and state["wall_seconds"] > 0
+    assert torch_load(state["last_model_file"])["partial_epoch"]["batches"] == 4
+
+    logs.clear()
+    resumed = compare(["DreamRec"], "ml-100k-tiny", [shared], out, config_dict=settings, log=logs.append)[0]
+    assert any(f"continuing from {state['last_model_file']} (0 epochs validated" in line for line in logs)
+    assert resumed["test"] == full["test"] and resumed["best_valid"] == full["best_valid"]
+    assert [h["valid_score"] for h in resumed["history"]] == [h["valid_score"] for h in full["history"]]
+    assert resumed["epochs_trained"] == 2 and resumed["sessions"] == 2
+    assert resumed["wall_seconds"] > state["wall_seconds"]
+
+
+def torch_load(path):
+    import torch
+
+    return torch.load(path, weights_only=False)
+
+
 class _FakeTrainer:
     epochs, stopping_step, eval_step, start_epoch, last_model_file = 10, 2, 1, 0, "last.pth"
     config = {"valid_metric": "NDCG@10"}
@@ -297,6 +342,7 @@ def test_unfinished_runs_continue_across_comment_edits_and_legacy_digests_but_no
     packaged = in_tmp_dir / "properties"  # the plugin's own defaults for the model
     (packaged / "model").mkdir(parents=True)
     (packaged / "model" / "SASRec.yaml").write_text("n_layers: 2\n")
+    (packaged / "overall.yaml").write_text("topk: [10, 20]\n")
     monkeypatch.setattr(benchmark, "properties_path", lambda *parts: packaged.joinpath(*parts))
     setting, logs, trainer = in_tmp_dir / "setting.yaml", [], _FakeTrainer()
     setting.write_text("# shared setting\nepochs: 10\nMAX_ITEM_LIST_LENGTH: 50\n")
@@ -329,6 +375,15 @@ def test_unfinished_runs_continue_across_comment_edits_and_legacy_digests_but_no
     assert start().history == [] and "settings changed" in logs[-1]
     first = start()
     first(trainer, 0, 0.1)
+    # how often a run writes checkpoints is not a setting of what it computes (a new packaged default, a file's or
+    # a --key=value's): the run continues
+    told = len(logs)
+    (packaged / "overall.yaml").write_text("topk: [10, 20]\ncheckpoint_minutes: 10\n")
+    setting.write_text("epochs: 10\nMAX_ITEM_LIST_LENGTH: 50\ncheckpoint_minutes: 3\n")
+    assert start().history == first.history
+    again = start_progress(in_tmp_dir, "SASRec", "ml-1m", [str(setting)], {"data_path": "d", "checkpoint_minutes": 0},
+                           False, logs.append)
+    assert again.history == first.history and not any("afresh" in line for line in logs[told:])
     # another value of a setting file starts afresh
     setting.write_text("epochs: 10\nMAX_ITEM_LIST_LENGTH: 20\n")
     assert start().history == [] and "settings changed" in logs[-1]

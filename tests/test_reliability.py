@@ -209,6 +209,157 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tiny_config_dict,
 
 
 @pytest.mark.slow
+def test_resume_within_an_epoch_reaches_the_same_state_as_an_uninterrupted_run(tiny_config_dict, in_tmp_dir,
+                                                                               monkeypatch):
+    """Stopped between two batches of an epoch, a run resumed from its last checkpoint (written within the epoch)
+    trains the rest of that epoch as the uninterrupted run did: the same weights, the same epoch loss, the same
+    validation and test results; and writing checkpoints after every batch changes nothing."""
+    import recbole_dreamrec.quick_start as quick_start
+
+    finals, epoch_losses = [], []
+    real_instrument = quick_start.instrument
+
+    def recording(trainer_class):
+        class Recorded(real_instrument(trainer_class)):
+            def _train_epoch(self, *args, **kwargs):
+                loss = super()._train_epoch(*args, **kwargs)
+                epoch_losses.append(loss)
+                return loss
+
+            def fit(self, *args, **kwargs):
+                out = super().fit(*args, **kwargs)
+                finals.append({k: v.clone() for k, v in self.model.state_dict().items()})
+                return out
+
+        return Recorded
+
+    monkeypatch.setattr(quick_start, "instrument", recording)
+    settings = {"epochs": 3, "stopping_step": 10}
+    full = tiny_run(tiny_config_dict, **settings, checkpoint_minutes=0)
+    full_losses = list(epoch_losses)
+    assert load(full["last_model_file"])["partial_epoch"] is None
+
+    # the optimizer counted every step: epochs x batches per epoch
+    steps = load(full["last_model_file"])["optimizer"]["state"][0]["step"].item()
+    len_epoch = int(steps) // 3
+    assert len_epoch * 3 == steps and len_epoch > 3
+
+    # checkpoints after every batch; the run stops while computing the loss of epoch 1's third batch
+    real_loss, calls = DreamRec.calculate_loss, []
+
+    def stop_in_epoch_1_batch_3(self, interaction):
+        calls.append(1)
+        if len(calls) == len_epoch + 3:
+            raise Interrupted()
+        return real_loss(self, interaction)
+
+    every_batch = {**settings, "checkpoint_minutes": 1e-9}
+    monkeypatch.setattr(DreamRec, "calculate_loss", stop_in_epoch_1_batch_3)
+    with pytest.raises(Interrupted):
+        tiny_run(tiny_config_dict, **every_batch)
+    monkeypatch.setattr(DreamRec, "calculate_loss", real_loss)
+    last = sorted(Path(tiny_config_dict["checkpoint_dir"]).glob("*.last.pth"), key=lambda p: p.stat().st_mtime)[-1]
+    state = load(last)
+    assert state["epoch"] == 0 and state["partial_epoch"]["epoch"] == 1
+    assert state["partial_epoch"]["batches"] == 2 and state["partial_epoch"]["of_batches"] == len_epoch
+    assert state["optimizer"]["state"][0]["step"].item() == len_epoch + 2
+
+    epoch_losses.clear()
+    resumed = tiny_run(tiny_config_dict, **settings, resume_file=str(last))
+    assert resumed["epochs_trained"] == 2  # the rest of epoch 1, then epoch 2
+    assert epoch_losses == full_losses[1:]  # epoch 1's loss sums all its batches, in the same order
+    assert_same_weights(finals[0], finals[-1])
+    assert resumed["best_valid_result"] == full["best_valid_result"]
+    assert resumed["test_result"] == full["test_result"]
+    assert load(last)["partial_epoch"] is None and load(last)["epoch"] == 2
+
+
+def test_checkpoints_within_an_epoch_are_off_where_they_cannot_resume_exactly(tiny_trainer):
+    trainer, _ = tiny_trainer
+    assert trainer._checkpoint_seconds() == 600.0  # the default, 10 minutes
+    trainer.config["checkpoint_minutes"] = 0.5
+    assert trainer._checkpoint_seconds() == 30.0
+    trainer.enable_scaler = True  # mixed precision: RecBole's gradient scaler lives inside its epoch
+    assert trainer._checkpoint_seconds() == 0
+    trainer.enable_scaler = False
+    trainer.config["single_spec"] = False  # several processes
+    assert trainer._checkpoint_seconds() == 0
+    trainer.config["single_spec"] = True
+    trainer.config["checkpoint_minutes"] = 0
+    assert trainer._checkpoint_seconds() == 0
+
+
+class _FakeCheckpointingTrainer:
+    """What :class:`_EpochCheckpoints` uses of a trainer; records the checkpoints it would write."""
+
+    on_checkpoint = None
+
+    def __init__(self):
+        import logging
+
+        self.logger, self.saved, self._batch = logging.getLogger("test"), [], 0
+
+    def _save_last_checkpoint(self, epoch, loader, partial):
+        self.saved.append((epoch, partial))
+
+
+def test_an_epoch_resumed_between_two_batches_yields_what_the_uninterrupted_epoch_did():
+    """The core of resuming within an epoch, on a shuffled loader whose collation draws random numbers (as
+    negative sampling does) and a training step that draws some too (as dropout and diffusion noise do)."""
+    from recbole_dreamrec.trainer import _EpochCheckpoints
+
+    def loader():
+        generator = torch.Generator()
+        generator.manual_seed(3)
+        return torch.utils.data.DataLoader(list(range(23)), batch_size=4, shuffle=True, generator=generator,
+                                           collate_fn=lambda ids: (torch.tensor(ids), torch.rand(1)))
+
+    def train(epoch, stop_after=None):
+        """Iterate as RecBole's loop does: each batch's loss to add, a random draw per step; the batches seen."""
+        seen = []
+        for ids, noise in epoch:
+            epoch.add(torch.tensor(float(ids.sum()) + noise.item()))
+            seen.append((ids.tolist(), noise.item(), torch.rand(1).item()))
+            if len(seen) == stop_after:
+                break
+        return seen
+
+    torch.manual_seed(0)
+    data, trainer = loader(), _FakeCheckpointingTrainer()
+    full = _EpochCheckpoints(trainer, data, 4, interval=0)
+    expected, expected_loss = train(full), full.total_loss
+    assert len(expected) == 6 and trainer.saved == []  # interval 0: no checkpoints
+
+    torch.manual_seed(0)
+    data, trainer = loader(), _FakeCheckpointingTrainer()
+    stopped = _EpochCheckpoints(trainer, data, 4, interval=1e-12)
+    assert train(stopped, stop_after=3) == expected[:3]  # checkpoints after every batch change nothing
+    assert [(epoch, p["epoch"], p["batches"], p["of_batches"]) for epoch, p in trainer.saved] == [(3, 4, 1, 6),
+                                                                                                  (3, 4, 2, 6)]
+    partial = trainer.saved[-1][1]
+    assert partial["loss"] == sum(torch.tensor(float(sum(ids)) + noise).item() for ids, noise, _ in expected[:2])
+
+    torch.manual_seed(99)  # a new process: other random states, a fresh loader
+    data, trainer = loader(), _FakeCheckpointingTrainer()
+    resumed = _EpochCheckpoints(trainer, data, 4, interval=0, partial=partial)
+    assert train(resumed) == expected[2:]
+    assert resumed.epoch_loss(123.0) == expected_loss  # the loss of every batch, summed in the same order
+    assert trainer._batch == 2
+
+    # a second pass over the data in the same epoch is neither skipped nor checkpointed
+    assert len(list(resumed)) == 6 and resumed.passes == 2 and trainer.saved == []
+    with pytest.raises(ValueError, match="training continues at epoch 5"):
+        _EpochCheckpoints(trainer, data, 5, interval=0, partial=partial)
+
+
+@pytest.mark.parametrize("minutes", [-1, "ten", True])
+def test_invalid_checkpoint_minutes_is_refused_in_config(minutes, tmp_path):
+    with pytest.raises(ValueError, match=r"checkpoint_minutes must be a number >= 0"):
+        Config(model="DreamRec", dataset="nowhere", config_dict={"checkpoint_minutes": minutes,
+                                                                 "data_path": str(tmp_path)})
+
+
+@pytest.mark.slow
 def test_early_stopping_writes_the_last_checkpoint_and_resumes_as_finished(tiny_config_dict, in_tmp_dir,
                                                                              monkeypatch):
     from recbole.trainer import Trainer
