@@ -6,7 +6,8 @@ import json
 from recbole_dreamrec.errors import add_debug_flag, main_guard
 from recbole_dreamrec.evaluation import SPLITS
 from recbole_dreamrec.inspection import embedding_map, format_text, inspect_users
-from recbole_dreamrec.readout import DECODINGS, DISTRIBUTIONS, code_readout, format_readout
+from recbole_dreamrec.readout import (DECODINGS, DISTRIBUTIONS, ORACLES, code_readout, format_oracle_decoding,
+                                      format_readout, oracle_decoding)
 
 
 def parse_args(argv=None):
@@ -47,7 +48,20 @@ def parse_args(argv=None):
                          help="with --distribution model: comma-separated levels s; each SVD table also gets rows "
                               "with noise of expected norm s |m - m_pop| added to every mean code m")
     readout.add_argument("--out", default=None, help="also write the table (Markdown) here")
-    for command_parser in (parser, oracle, emb, readout):
+    decode = commands.add_parser(
+        "decode", help="a DreamRec checkpoint's oracles ranked by the dot product and by maximum-entropy decoding"
+    )
+    decode.add_argument("--model_file", required=True, help="a DreamRec checkpoint")
+    decode.add_argument("--split", choices=SPLITS, default="valid")
+    decode.add_argument("--oracles", default="one-step",
+                        help=f"comma separated, of {', '.join(ORACLES)}: one-step is the x0-prediction from x_T = 0 "
+                             "at the last step (an L2-trained model's estimate of the mean code), generated the "
+                             "model's own generation")
+    decode.add_argument("--guidance_weights", default="0", help="comma separated classifier-free guidance weights")
+    decode.add_argument("--decodings", default=",".join(DECODINGS),
+                        help="comma separated, of dot, maxent (maxent: Newton per user; minutes on ml-1m)")
+    decode.add_argument("--out", default=None, help="also write the table (Markdown) here")
+    for command_parser in (parser, oracle, emb, readout, decode):
         add_debug_flag(command_parser)
     args = parser.parse_args(argv)
     if args.command == "oracle" and not (args.users or args.history):
@@ -80,6 +94,19 @@ def main(argv=None):
             with open(args.out, "w") as f:
                 f.write(text + "\n")
         return rows
+    if args.command == "decode":
+        rows = oracle_decoding(args.model_file, args.split, _names(args.oracles),
+                               [float(w) for w in _names(args.guidance_weights)], _names(args.decodings))
+        text = format_oracle_decoding(rows, split=args.split)
+        print(text)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text + "\n")
+        return rows
     embedding_map(args.model_files, args.out, users=args.users, method=args.method)
     print(f"written: {args.out}")
     return args.out
+
+
+def _names(text):
+    return [part.strip() for part in text.split(",") if part.strip()]

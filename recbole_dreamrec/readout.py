@@ -29,12 +29,19 @@ Refinements, closer to what DreamRec computes or beyond it (``model`` distributi
   (:func:`natural_parameters`): the exact inverse of the mean map of the exponential family that the codes span,
   where the dot product is its linearisation about the uniform distribution. ``noise_levels`` add rows (SVD tables)
   whose mean codes are perturbed first, to measure how much an estimated mean code keeps of that decoding.
+
+:func:`oracle_decoding` applies the same two decodings to a DreamRec checkpoint's own oracles: the generated one
+(what the model ranks by) or the one-step oracle, the x0-prediction from x_T = 0 at the last step, which an
+MSE-trained (``diffusion_loss_type: l2``) model aims at the conditional mean code E[e_next | h].
 """
+
+import time
 
 import torch
 
 from recbole_dreamrec.errors import ConfigError
-from recbole_dreamrec.evaluation import Checkpoint, FixedScores, Rescored, check_split
+from recbole_dreamrec.evaluation import Checkpoint, FixedScores, Rescored, apply_inference_setting, check_split
+from recbole_dreamrec.model.samplers import classifier_free_guidance
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
 from recbole_dreamrec.reporting import markdown_table
 
@@ -253,6 +260,91 @@ def code_readout(model_file, dims=(64, 256, 1024), seed=0, split="test", distrib
         for level in noise_levels if name == "svd" else ():
             rows.append(row(name, dim, noise=float(level)))
     return rows
+
+
+ORACLES = ("one-step", "generated")
+
+
+class OracleDecoding(Rescored):
+    """A DreamRec checkpoint scored from its own oracle x (``[B D]``): ``codes @ x`` (``decode="dot"``, what DreamRec
+    does) or ``codes @ lam``, lam the :func:`natural_parameters` of x read as a mean code (``"maxent"``).
+
+    * ``oracle="generated"``: x is the model's generation at its current inference setting;
+    * ``oracle="one-step"``: x is ``(1 + w) f(0, h, T) - w f(0, null, T)``, the x0-prediction from x_T = 0 at the
+      last diffusion step with classifier-free guidance of weight ``guidance_weight`` w: no sampling noise, and for
+      an MSE-trained model an estimate of the conditional mean code (x_T carries almost nothing of x_0 at step T).
+    """
+
+    oracle = "one-step"
+    guidance_weight = 0.0
+    decode = "dot"
+
+    def one_step_oracle(self, item_seq, item_seq_len):
+        model = self.model
+        h = model.forward(item_seq, item_seq_len)  # [B H]
+        t = torch.full((h.shape[0],), model.diffusion.num_timesteps - 1, dtype=torch.long, device=h.device)  # [B]
+        x_t = torch.zeros(h.shape[0], model.code_size, device=h.device)  # [B D]
+        x_cond = model.denoiser(x_t, h, t)  # [B D]
+        if not self.guidance_weight:
+            return x_cond
+        x_uncond = model.denoiser(x_t, model.null_guidance.expand_as(h), t)  # [B D]
+        return classifier_free_guidance(x_cond, x_uncond, self.guidance_weight)
+
+    def full_sort_predict(self, interaction):
+        model = self.model
+        item_seq, item_seq_len = interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN]
+        if self.oracle == "generated":
+            oracle = model.generate(item_seq, item_seq_len)  # [B D]
+        else:
+            oracle = self.one_step_oracle(item_seq, item_seq_len)  # [B D]
+        codes = model.codes.detach()  # [n_items D]
+        if self.decode == "maxent":
+            lam = natural_parameters(oracle.double().cpu(), codes.double().cpu())  # [B D]
+            return (lam @ codes.double().cpu().T).float().to(oracle.device)  # [B n_items]
+        return oracle @ codes.T  # [B n_items]
+
+
+@torch.no_grad()
+def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_weights=(0.0,),
+                    decodings=DECODINGS):
+    """Metrics of a DreamRec checkpoint on ``split`` with its oracles decoded linearly and by maximum entropy
+    (:class:`OracleDecoding`), one row per oracle, guidance weight and decoding. A ``generated`` oracle is
+    generated at the checkpoint's inference setting with the row's guidance weight.
+
+    Returns:
+        list[dict]: ``oracle``, ``guidance_weight``, ``decode``, ``seconds`` and the metrics.
+    """
+    check_split(split)  # before the minute-long load
+    for name, given, known in (("oracle", oracles, ORACLES), ("decode", decodings, DECODINGS)):
+        unknown = [value for value in given if value not in known]
+        if unknown or not given:
+            raise ConfigError(f"{name} must be among {list(known)}, got {list(given)}")
+    if any(float(w) < 0 for w in guidance_weights) or not guidance_weights:
+        raise ConfigError(f"guidance weights must be >= 0, got {list(guidance_weights)}")
+    checkpoint = Checkpoint(model_file)
+    if checkpoint.config["model"] != "DreamRec":
+        raise ConfigError(f"{model_file} is a {checkpoint.config['model']} checkpoint: oracles are DreamRec's")
+    eval_data, scored, rows = checkpoint.split_data(split), OracleDecoding(checkpoint.model), []
+    for oracle in oracles:
+        for weight in guidance_weights:
+            if oracle == "generated":
+                apply_inference_setting(checkpoint.model, checkpoint.config, {"guidance_weight": float(weight)})
+            for decode in decodings:
+                scored.oracle, scored.guidance_weight, scored.decode = oracle, float(weight), decode
+                start = time.perf_counter()
+                metrics = checkpoint.metrics(eval_data, rescored=scored)
+                rows.append({"oracle": oracle, "guidance_weight": float(weight), "decode": decode,
+                             "seconds": time.perf_counter() - start, **metrics})
+    apply_inference_setting(checkpoint.model, checkpoint.config, {})  # as saved
+    return rows
+
+
+def format_oracle_decoding(rows, metrics=("ndcg@10", "hit@10"), split="valid"):
+    """``rows`` of :func:`oracle_decoding` as a Markdown table."""
+    header = ["oracle", "w", "decoding", *[f"{split} {m}" for m in metrics], "seconds"]
+    body = [[r["oracle"], f"{r['guidance_weight']:g}", r["decode"], *[f"{r[m]:.4f}" for m in metrics],
+             f"{r['seconds']:.0f}"] for r in rows]
+    return "\n".join(markdown_table(header, body))
 
 
 def training_popularity(train_dataset, model):

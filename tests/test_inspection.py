@@ -327,3 +327,76 @@ def test_model_readout_maxent_and_noise_rows(checkpoints, tmp_path):
     for extra in (["--decode", "maxent"], ["--noise", "0.1"]):
         with pytest.raises(SystemExit):
             main(["readout", "--model_file", checkpoints["SASRec"]] + extra)  # popularity distribution
+
+
+def test_one_step_oracle_is_the_guided_x0_prediction_from_zero_at_the_last_step(checkpoints):
+    from recbole_dreamrec.evaluation import Checkpoint
+    from recbole_dreamrec.readout import OracleDecoding
+
+    model = Checkpoint(checkpoints["DreamRec"]).model.eval()  # no dropout, as in evaluation
+    item_seq = torch.tensor([[5, 9, 2, 0], [7, 0, 0, 0]])
+    item_seq_len = torch.tensor([3, 1])
+    scored = OracleDecoding(model)
+    with torch.no_grad():
+        h = model.forward(item_seq, item_seq_len)
+        t = torch.full((2,), model.diffusion.num_timesteps - 1)
+        cond = model.denoiser(torch.zeros(2, model.code_size), h, t)
+        uncond = model.denoiser(torch.zeros(2, model.code_size), model.null_guidance.expand_as(h), t)
+        torch.testing.assert_close(scored.one_step_oracle(item_seq, item_seq_len), cond)
+        scored.guidance_weight = 3.0
+        torch.testing.assert_close(scored.one_step_oracle(item_seq, item_seq_len), 4.0 * cond - 3.0 * uncond)
+    assert not torch.allclose(cond, uncond)  # the guidance term is not zero
+
+
+def test_maxent_decoding_of_an_oracle_ranks_by_the_distribution_whose_mean_code_it_is(checkpoints, monkeypatch):
+    """An oracle that is the mean code (in the model's own codes) of q ∝ exp(codes . lam) is decoded back to q's
+    ranking of the real items; the dot product ranks otherwise."""
+    from recbole_dreamrec.evaluation import Checkpoint
+    from recbole_dreamrec.readout import OracleDecoding
+
+    model = Checkpoint(checkpoints["DreamRec"]).model.eval()
+    codes = model.codes.detach().double()
+    lam = torch.randn(3, codes.shape[1], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    lam = lam / (lam @ codes[1:].T).std(dim=1, keepdim=True)  # log q spread with standard deviation 1
+    logits = lam @ codes.T
+    logits[:, 0] = float("-inf")
+    mean = (torch.softmax(logits, dim=-1) @ codes).float()
+    scored = OracleDecoding(model)
+    monkeypatch.setattr(OracleDecoding, "one_step_oracle", lambda self, seq, length: mean)
+    interaction = {model.ITEM_SEQ: torch.zeros(3, 4, dtype=torch.long), model.ITEM_SEQ_LEN: torch.ones(3, dtype=torch.long)}
+    scored.decode = "maxent"
+    decoded = scored.full_sort_predict(interaction)
+
+    def correlation(scores):  # per row, over the real items
+        a, b = scores[:, 1:].double(), logits[:, 1:]
+        a, b = a - a.mean(dim=1, keepdim=True), b - b.mean(dim=1, keepdim=True)
+        return ((a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1))).tolist()
+
+    assert min(correlation(decoded)) > 0.999  # log q up to a constant (and the ridge's slight shrinking)
+    scored.decode = "dot"
+    dot = scored.full_sort_predict(interaction)
+    torch.testing.assert_close(dot, mean @ model.codes.detach().T)
+    assert max(correlation(dot)) < 0.99
+
+
+def test_decode_cli_rows_and_the_generated_dot_row_is_the_models_own_evaluation(checkpoints, tmp_path, capsys):
+    from recbole_dreamrec.evaluation import evaluate_checkpoint
+
+    out = tmp_path / "decode.md"
+    rows = main(["decode", "--model_file", checkpoints["DreamRec"], "--oracles", "one-step,generated",
+                 "--guidance_weights", "0,8", "--out", str(out)])
+    assert [(r["oracle"], r["guidance_weight"], r["decode"]) for r in rows] == [
+        (o, w, d) for o in ("one-step", "generated") for w in (0.0, 8.0) for d in ("dot", "maxent")]
+    own = evaluate_checkpoint(checkpoints["DreamRec"], split="valid")[0]  # the checkpoint's w is 8 (the default)
+    generated_dot = rows[6]
+    assert {k: generated_dot[k] for k in ("ndcg@10", "hit@10", "mrr@20")} == {k: own[k] for k in
+                                                                             ("ndcg@10", "hit@10", "mrr@20")}
+    assert rows[0]["ndcg@10"] != rows[1]["ndcg@10"] or rows[0]["mrr@20"] != rows[1]["mrr@20"]  # decoding applied
+    assert out.read_text().startswith("| oracle | w | decoding | valid ndcg@10 | valid hit@10 | seconds |")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["decode", "--model_file", checkpoints["DreamRec"], "--oracles", "mean"])
+    assert "oracle must be among ['one-step', 'generated'], got ['mean']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["decode", "--model_file", checkpoints["SASRec"]])
+    assert "is a SASRec checkpoint: oracles are DreamRec's" in capsys.readouterr().err
