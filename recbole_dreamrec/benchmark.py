@@ -180,16 +180,15 @@ class Progress:
         self._seen_train, self._seen_eval = len(trainer.train_epoch_seconds), len(trainer.eval_seconds)
         self.history.append({"epoch": epoch_idx, "train_seconds": train_seconds, "valid_seconds": valid_seconds,
                              "valid_score": float(valid_score)})
-        self.last_model_file, self.epoch_budget = trainer.last_model_file, trainer.epochs
-        self.valid_metric = str(trainer.config["valid_metric"]).lower()
-        self.write()
+        self.checkpointed(trainer)
         if self.on_write is not None:
             self.on_write()
         self.log(self.line(trainer, epoch_idx))
 
     def checkpointed(self, trainer):
-        """Called after a checkpoint written within an epoch: the progress file gets the time spent so far and the
-        checkpoint (a run interrupted before its first validation then continues from it too)."""
+        """Write the progress file with the trainer's last checkpoint and the time spent so far: after every
+        validation, and called by the trainer after each checkpoint written within an epoch (a run interrupted
+        before its first validation then continues from it too)."""
         self.last_model_file, self.epoch_budget = trainer.last_model_file, trainer.epochs
         self.valid_metric = str(trainer.config["valid_metric"]).lower()
         self.write()

@@ -88,20 +88,12 @@ def main(argv=None):
         rows = code_readout(args.model_file, dims, split=args.split, distribution=args.distribution,
                             guidance_weight=args.guidance_weight, oracle_ranks=ranks, decode=args.decode,
                             noise_levels=noise)
-        text = format_readout(rows, split=args.split)
-        print(text)
-        if args.out:
-            with open(args.out, "w") as f:
-                f.write(text + "\n")
+        _show(format_readout(rows, split=args.split), args.out)
         return rows
     if args.command == "decode":
         rows = oracle_decoding(args.model_file, args.split, _names(args.oracles),
                                [float(w) for w in _names(args.guidance_weights)], _names(args.decodings))
-        text = format_oracle_decoding(rows, split=args.split)
-        print(text)
-        if args.out:
-            with open(args.out, "w") as f:
-                f.write(text + "\n")
+        _show(format_oracle_decoding(rows, split=args.split), args.out)
         return rows
     embedding_map(args.model_files, args.out, users=args.users, method=args.method)
     print(f"written: {args.out}")
@@ -110,3 +102,11 @@ def main(argv=None):
 
 def _names(text):
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _show(text, out=None):
+    """Print a table, and write it to ``out`` too when given."""
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")

@@ -41,8 +41,8 @@ import torch
 
 from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.evaluation import Checkpoint, FixedScores, Rescored, apply_inference_setting, check_split
-from recbole_dreamrec.model.samplers import classifier_free_guidance
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
+from recbole_dreamrec.model.samplers import classifier_free_guidance
 from recbole_dreamrec.reporting import markdown_table
 
 

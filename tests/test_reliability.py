@@ -150,17 +150,20 @@ def assert_same_weights(a, b):
         torch.testing.assert_close(b[key], value, rtol=0, atol=0)
 
 
-@pytest.mark.slow
-def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tiny_config_dict, in_tmp_dir, monkeypatch):
-    from recbole.trainer import Trainer
-
+def record_training(monkeypatch):
+    """Make every run record its final weights (after ``fit``) and each epoch's training loss, in two lists."""
     import recbole_dreamrec.quick_start as quick_start
 
-    finals = []
+    finals, epoch_losses = [], []
     real_instrument = quick_start.instrument
 
     def recording(trainer_class):
         class Recorded(real_instrument(trainer_class)):
+            def _train_epoch(self, *args, **kwargs):
+                loss = super()._train_epoch(*args, **kwargs)
+                epoch_losses.append(loss)
+                return loss
+
             def fit(self, *args, **kwargs):
                 out = super().fit(*args, **kwargs)
                 finals.append({k: v.clone() for k, v in self.model.state_dict().items()})
@@ -169,6 +172,14 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tiny_config_dict,
         return Recorded
 
     monkeypatch.setattr(quick_start, "instrument", recording)
+    return finals, epoch_losses
+
+
+@pytest.mark.slow
+def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tiny_config_dict, in_tmp_dir, monkeypatch):
+    from recbole.trainer import Trainer
+
+    finals, _ = record_training(monkeypatch)
     settings = {"epochs": 4, "stopping_step": 10}
     full = tiny_run(tiny_config_dict, **settings)
 
@@ -214,26 +225,7 @@ def test_resume_within_an_epoch_reaches_the_same_state_as_an_uninterrupted_run(t
     """Stopped between two batches of an epoch, a run resumed from its last checkpoint (written within the epoch)
     trains the rest of that epoch as the uninterrupted run did: the same weights, the same epoch loss, the same
     validation and test results; and writing checkpoints after every batch changes nothing."""
-    import recbole_dreamrec.quick_start as quick_start
-
-    finals, epoch_losses = [], []
-    real_instrument = quick_start.instrument
-
-    def recording(trainer_class):
-        class Recorded(real_instrument(trainer_class)):
-            def _train_epoch(self, *args, **kwargs):
-                loss = super()._train_epoch(*args, **kwargs)
-                epoch_losses.append(loss)
-                return loss
-
-            def fit(self, *args, **kwargs):
-                out = super().fit(*args, **kwargs)
-                finals.append({k: v.clone() for k, v in self.model.state_dict().items()})
-                return out
-
-        return Recorded
-
-    monkeypatch.setattr(quick_start, "instrument", recording)
+    finals, epoch_losses = record_training(monkeypatch)
     settings = {"epochs": 3, "stopping_step": 10}
     full = tiny_run(tiny_config_dict, **settings, checkpoint_minutes=0)
     full_losses = list(epoch_losses)
