@@ -13,6 +13,8 @@ import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
+from recbole_dreamrec.errors import ConfigError
+
 
 class DreamRecTrainer(Trainer):
     """RecBole's trainer, plus the mean item-embedding norm after every epoch (log line and TensorBoard).
@@ -426,7 +428,7 @@ class _EpochCheckpoints:
         if partial is not None:
             set_rng_state(epoch_rng, self.loader, trainer.logger)
             if len(self.loader) != partial["of_batches"]:
-                raise ValueError(
+                raise ConfigError(
                     f"the last checkpoint stopped within an epoch of {partial['of_batches']} batches, but the "
                     f"training data now has {len(self.loader)}: resume with the data and train_batch_size it had"
                 )

@@ -342,6 +342,12 @@ def test_an_epoch_resumed_between_two_batches_yields_what_the_uninterrupted_epoc
     assert len(list(resumed)) == 6 and resumed.passes == 2 and trainer.saved == []
     with pytest.raises(ValueError, match="training continues at epoch 5"):
         _EpochCheckpoints(trainer, data, 5, interval=0, partial=partial)
+    # another batch size: another batch count; the resume cannot skip what was trained
+    from recbole_dreamrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="an epoch of 6 batches, but the training data now has 3"):
+        other = torch.utils.data.DataLoader(list(range(23)), batch_size=8, generator=torch.Generator())
+        list(_EpochCheckpoints(trainer, other, 4, interval=0, partial=partial))
 
 
 @pytest.mark.parametrize("minutes", [-1, "ten", True])
