@@ -42,7 +42,6 @@ import torch
 from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.evaluation import Checkpoint, FixedScores, Rescored, apply_inference_setting, check_split
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
-from recbole_dreamrec.model.samplers import classifier_free_guidance
 from recbole_dreamrec.reporting import markdown_table
 
 
@@ -267,16 +266,16 @@ ORACLES = ("one-step", "generated")
 
 class OracleDecoding(Rescored):
     """A DreamRec checkpoint scored from its own oracle x (``[B D]``): ``codes @ x`` (``decode="dot"``, what DreamRec
-    does) or ``codes @ lam``, lam the :func:`natural_parameters` of x read as a mean code (``"maxent"``).
+    does) or ``codes @ lam``, lam the :func:`natural_parameters` of x read as a mean code (``"maxent"``). Both oracles
+    use the model's current inference setting (its guidance weight w):
 
-    * ``oracle="generated"``: x is the model's generation at its current inference setting;
-    * ``oracle="one-step"``: x is ``(1 + w) f(0, h, T) - w f(0, null, T)``, the x0-prediction from x_T = 0 at the
-      last diffusion step with classifier-free guidance of weight ``guidance_weight`` w: no sampling noise, and for
-      an MSE-trained model an estimate of the conditional mean code (x_T carries almost nothing of x_0 at step T).
+    * ``oracle="generated"``: x is the model's generation;
+    * ``oracle="one-step"``: x is ``(1 + w) f(0, h, T) - w f(0, null, T)``, the model's guided x0-prediction from
+      x_T = 0 at the last diffusion step: no sampling noise, and for an MSE-trained model an estimate of the
+      conditional mean code (x_T carries almost nothing of x_0 at step T).
     """
 
     oracle = "one-step"
-    guidance_weight = 0.0
     decode = "dot"
 
     def one_step_oracle(self, item_seq, item_seq_len):
@@ -284,11 +283,7 @@ class OracleDecoding(Rescored):
         h = model.forward(item_seq, item_seq_len)  # [B H]
         t = torch.full((h.shape[0],), model.diffusion.num_timesteps - 1, dtype=torch.long, device=h.device)  # [B]
         x_t = torch.zeros(h.shape[0], model.code_size, device=h.device)  # [B D]
-        x_cond = model.denoiser(x_t, h, t)  # [B D]
-        if not self.guidance_weight:
-            return x_cond
-        x_uncond = model.denoiser(x_t, model.null_guidance.expand_as(h), t)  # [B D]
-        return classifier_free_guidance(x_cond, x_uncond, self.guidance_weight)
+        return model.guided_denoise_fn(h)(x_t, t)  # [B D]
 
     def full_sort_predict(self, interaction):
         model = self.model
@@ -308,8 +303,8 @@ class OracleDecoding(Rescored):
 def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_weights=(0.0,),
                     decodings=DECODINGS):
     """Metrics of a DreamRec checkpoint on ``split`` with its oracles decoded linearly and by maximum entropy
-    (:class:`OracleDecoding`), one row per oracle, guidance weight and decoding. A ``generated`` oracle is
-    generated at the checkpoint's inference setting with the row's guidance weight.
+    (:class:`OracleDecoding`), one row per oracle, guidance weight and decoding, each at the checkpoint's inference
+    setting with the row's guidance weight.
 
     Returns:
         list[dict]: ``oracle``, ``guidance_weight``, ``decode``, ``seconds`` and the metrics.
@@ -327,10 +322,9 @@ def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_w
     eval_data, scored, rows = checkpoint.split_data(split), OracleDecoding(checkpoint.model), []
     for oracle in oracles:
         for weight in guidance_weights:
-            if oracle == "generated":
-                apply_inference_setting(checkpoint.model, checkpoint.config, {"guidance_weight": float(weight)})
+            apply_inference_setting(checkpoint.model, checkpoint.config, {"guidance_weight": float(weight)})
             for decode in decodings:
-                scored.oracle, scored.guidance_weight, scored.decode = oracle, float(weight), decode
+                scored.oracle, scored.decode = oracle, decode
                 start = time.perf_counter()
                 metrics = checkpoint.metrics(eval_data, rescored=scored)
                 rows.append({"oracle": oracle, "guidance_weight": float(weight), "decode": decode,

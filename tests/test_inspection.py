@@ -342,8 +342,9 @@ def test_one_step_oracle_is_the_guided_x0_prediction_from_zero_at_the_last_step(
         t = torch.full((2,), model.diffusion.num_timesteps - 1)
         cond = model.denoiser(torch.zeros(2, model.code_size), h, t)
         uncond = model.denoiser(torch.zeros(2, model.code_size), model.null_guidance.expand_as(h), t)
+        model.guidance_weight = 0.0
         torch.testing.assert_close(scored.one_step_oracle(item_seq, item_seq_len), cond)
-        scored.guidance_weight = 3.0
+        model.guidance_weight = 3.0
         torch.testing.assert_close(scored.one_step_oracle(item_seq, item_seq_len), 4.0 * cond - 3.0 * uncond)
     assert not torch.allclose(cond, uncond)  # the guidance term is not zero
 
