@@ -60,6 +60,7 @@ def run_model(model, dataset, config_file_list, config_dict, progress=None):
             test={k: float(v) for k, v in result["test_result"].items()},
             epochs_trained=result["epochs_trained"],
             train_seconds_per_epoch=result["train_seconds_per_epoch"],
+            train_cpu_seconds_per_epoch=result.get("train_cpu_seconds_per_epoch"),
             eval_seconds=result["eval_seconds"],
             num_params=result["num_params"],
             model_file=os.path.abspath(result["model_file"]),
@@ -124,6 +125,24 @@ def legacy_settings_fingerprints(model, dataset, config_file_list, config_dict):
     return _values_digest([model, dataset, plain(config_dict), plain(files)]), digest.hexdigest()[:16]
 
 
+def _total(values):
+    """The sum of ``values``, or ``None`` where one of them is unknown (``None``)."""
+    values = list(values)
+    return None if any(v is None for v in values) else sum(values)
+
+
+def cpu_seconds_per_epoch(history):
+    """The mean CPU seconds of a training epoch over the validated epochs of ``history`` that recorded them (runs
+    begun before CPU time was recorded have them for their later epochs only), or ``None`` (none recorded). An
+    entry of several epochs (``eval_step`` > 1) counts as many."""
+    known, epochs, previous = 0.0, 0, -1
+    for h in history:
+        if h.get("train_cpu_seconds") is not None:
+            known, epochs = known + h["train_cpu_seconds"], epochs + h["epoch"] - previous
+        previous = h["epoch"]
+    return known / epochs if epochs else None
+
+
 def duration(seconds):
     """``seconds`` as a short human-readable duration: ``45s``, ``12m05s``, ``3h07m``."""
     seconds = int(round(seconds))
@@ -175,10 +194,12 @@ class Progress:
         if self._first_call:
             self._first_call = False
             self.history = [h for h in self.history if h["epoch"] < trainer.start_epoch]
-        train_seconds = sum(trainer.train_epoch_seconds[self._seen_train:])
-        valid_seconds = sum(trainer.eval_seconds[self._seen_eval:])
+        train, valid = slice(self._seen_train, None), slice(self._seen_eval, None)
         self._seen_train, self._seen_eval = len(trainer.train_epoch_seconds), len(trainer.eval_seconds)
-        self.history.append({"epoch": epoch_idx, "train_seconds": train_seconds, "valid_seconds": valid_seconds,
+        self.history.append({"epoch": epoch_idx, "train_seconds": sum(trainer.train_epoch_seconds[train]),
+                             "valid_seconds": sum(trainer.eval_seconds[valid]),
+                             "train_cpu_seconds": _total(trainer.train_epoch_cpu_seconds[train]),
+                             "valid_cpu_seconds": _total(trainer.eval_cpu_seconds[valid]),
                              "valid_score": float(valid_score)})
         self.checkpointed(trainer)
         if self.on_write is not None:
@@ -221,6 +242,9 @@ class Progress:
                 epoch_budget=self.epoch_budget,
                 train_seconds=sum(h["train_seconds"] for h in self.history),
                 valid_seconds=sum(h["valid_seconds"] for h in self.history),
+                train_cpu_seconds=_total(h.get("train_cpu_seconds") for h in self.history),
+                valid_cpu_seconds=_total(h.get("valid_cpu_seconds") for h in self.history),
+                train_cpu_seconds_per_epoch=cpu_seconds_per_epoch(self.history),
                 stopped_early=self.history[-1]["epoch"] + 1 < self.epoch_budget,
             )
             record["train_seconds_per_epoch"] = record["train_seconds"] / record["epochs_trained"]  # eval_step > 1 too
@@ -307,11 +331,12 @@ def finished_run_files(out_dir, pattern="*"):
 
 
 def with_other_runs(records, out_dir):
-    """``records`` followed by the other finished runs in ``out_dir/runs`` (by name): the tables show every model
-    of the folder, also when several comparisons share it (e.g. two commands running side by side)."""
+    """``records`` and the other finished runs in ``out_dir/runs``, in the order they finished (then by model
+    name): the tables show every model of the folder, also when several comparisons share it (e.g. two commands
+    running side by side), in one order whichever of them writes the tables."""
     named = {r["model"] for r in records}
     others = [json.loads(p.read_text()) for p in finished_run_files(out_dir) if p.stem not in named]
-    return list(records) + others
+    return sorted([*records, *others], key=lambda r: (r.get("finished", ""), r["model"]))
 
 
 def start_progress(out_dir, model, dataset, files, config_dict, redo, log):
@@ -342,7 +367,7 @@ def valid_metric(records):
 
 def table_rows(records, metrics=TABLE_METRICS):
     selected_on = valid_metric(records)
-    header = ["model", "status", "epochs", "stopped by", "s/epoch", "train+valid s", "eval s", "params"]
+    header = ["model", "status", "epochs", "stopped by", "s/epoch", "CPU s/epoch", "train+valid s", "eval s", "params"]
     header += [f"valid {selected_on}"] + [f"test {m}" for m in metrics]
     rows = []
     for r in records:
@@ -353,7 +378,8 @@ def table_rows(records, metrics=TABLE_METRICS):
         stopped = stopped.get(r.get("stopped_early"), "")
         spent = r["train_seconds"] + r["valid_seconds"] if "train_seconds" in r else None
         rows.append(
-            [r["model"], "ok", r["epochs_trained"], stopped, _num(r["train_seconds_per_epoch"], 1), _num(spent, 0),
+            [r["model"], "ok", r["epochs_trained"], stopped, _num(r["train_seconds_per_epoch"], 1),
+             _num(r.get("train_cpu_seconds_per_epoch"), 1), _num(spent, 0),
              _num(r["eval_seconds"], 2), r["num_params"], _num(r["best_valid"].get(selected_on))]
             + [_num(r["test"].get(m)) for m in metrics]
         )
@@ -403,10 +429,10 @@ def best_validation(history):
 
 def unfinished_rows(states, metric="ndcg@10"):
     """A table of unfinished runs: epochs trained, the best and the last validation score, the validations since the
-    best (early stopping counts them up to ``stopping_step``), the training and wall-clock seconds so far, the
-    sessions."""
+    best (early stopping counts them up to ``stopping_step``), the training seconds so far, the CPU seconds of a
+    training epoch (over the epochs that recorded them), the wall-clock seconds so far, the sessions."""
     header = ["model", "epochs", f"best valid {metric} (epoch)", "last valid", "validations without gain",
-              "train+valid s", "wall s", "sessions"]
+              "train+valid s", "CPU s/epoch", "wall s", "sessions"]
     rows = []
     for state in states:
         history = state["history"]
@@ -419,30 +445,62 @@ def unfinished_rows(states, metric="ndcg@10"):
             f"{history[-1]['valid_score']:.4f}",
             len(history) - 1 - best,
             _num(sum(h["train_seconds"] + h["valid_seconds"] for h in history), 0),
+            _num(cpu_seconds_per_epoch(history), 1),
             _num(state.get("wall_seconds"), 0),
             state.get("sessions", ""),
         ])
     return header, rows
 
 
-def anytime_curve(history):
-    """Cumulative training seconds (validations included) at each validated epoch, and the validation scores."""
-    seconds, spent = [], 0.0
+def _has_cpu_seconds(history):
+    """Whether ``history`` recorded the CPU seconds of at least one training epoch and one validation."""
+    return (any(h.get("train_cpu_seconds") is not None for h in history)
+            and any(h.get("valid_cpu_seconds") is not None for h in history))
+
+
+def anytime_curve(history, clock="wall"):
+    """Cumulative training seconds (validations included) at each validated epoch, and the validation scores.
+
+    ``clock="cpu"``: the CPU seconds instead (:class:`~recbole_dreamrec.trainer.TimingMixin`), which do not depend
+    on what else the machine ran; an entry without them (a run begun before they were recorded) counts the run's
+    mean over the entries with them: training per epoch, validation per validation.
+    """
+    if clock == "cpu":
+        per_epoch = cpu_seconds_per_epoch(history)
+        valid = [h["valid_cpu_seconds"] for h in history if h.get("valid_cpu_seconds") is not None]
+        per_valid = sum(valid) / len(valid)
+    seconds, spent, previous = [], 0.0, -1
     for h in history:
-        spent += h["train_seconds"] + h["valid_seconds"]
+        if clock == "cpu":
+            train = h.get("train_cpu_seconds")
+            spent += per_epoch * (h["epoch"] - previous) if train is None else train
+            spent += per_valid if h.get("valid_cpu_seconds") is None else h["valid_cpu_seconds"]
+        else:
+            spent += h["train_seconds"] + h["valid_seconds"]
         seconds.append(spent)
+        previous = h["epoch"]
     return seconds, [h["valid_score"] for h in history]
 
 
 def plot_anytime(curves, path, dataset, metric):
-    """Validation metric against training seconds (log scale), a line per model; unfinished runs dashed."""
+    """Validation metric against training seconds (log scale), a line per model; unfinished runs dashed.
+
+    The seconds are CPU seconds where every curve recorded them (for some of its epochs at least, the others counted
+    at the run's mean), else wall-clock seconds.
+    """
+    clock = "cpu" if all(_has_cpu_seconds(history) for _, history, _ in curves) else "wall"
+    estimated = clock == "cpu" and any(
+        h.get("train_cpu_seconds") is None or h.get("valid_cpu_seconds") is None for _, history, _ in curves
+        for h in history)
     fig = new_figure(figsize=(6.5, 4))
     ax = fig.subplots()
     for model, history, done in curves:
-        seconds, scores = anytime_curve(history)
+        seconds, scores = anytime_curve(history, clock)
         ax.plot(seconds, scores, "-" if done else "--", marker=".", label=model if done else f"{model} (unfinished)")
     ax.set_xscale("log")
-    ax.set_xlabel("training seconds, validations included (log scale)")
+    ax.set_xlabel({"wall": "training seconds (wall clock), validations included (log scale)",
+                   "cpu": "training CPU seconds, validations included (log scale)"}[clock]
+                  + ("\nepochs without a measurement at their run's mean" if estimated else ""))
     ax.set_ylabel(f"valid {metric.replace('ndcg', 'NDCG').replace('hit', 'HR')}")
     ax.set_title(f"{dataset}: validation quality per unit of compute")
     ax.grid(True, which="both", alpha=0.3)

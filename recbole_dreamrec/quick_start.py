@@ -35,8 +35,9 @@ def run_recbole_dreamrec(model=None, dataset=None, config_file_list=None, config
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``, ``model_file``
         (the best checkpoint, or ``None``), ``last_model_file`` (for ``resume_file``), ``config``, and the cost: ``num_params``, ``epochs_trained``,
-        ``train_seconds_per_epoch`` (mean), ``eval_seconds`` (the final test evaluation). A resumed run counts
-        and times only the epochs it trained itself.
+        ``train_seconds_per_epoch`` (mean), ``train_cpu_seconds_per_epoch`` (mean CPU seconds of this process,
+        see :class:`~recbole_dreamrec.trainer.TimingMixin`), ``eval_seconds`` (the final test evaluation). A
+        resumed run counts and times only the epochs it trained itself.
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     check_dataset_source(config)  # a missing dataset is refused before the log (and its config dump) starts
@@ -160,6 +161,7 @@ def _train_and_test(config, saved, verbose, progress=None):
         "num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "epochs_trained": len(trainer.train_epoch_seconds),
         "train_seconds_per_epoch": _mean(trainer.train_epoch_seconds),
+        "train_cpu_seconds_per_epoch": _mean(trainer.train_epoch_cpu_seconds),
         "eval_seconds": trainer.eval_seconds[-1] if trainer.eval_seconds else None,
     }
 
@@ -171,4 +173,6 @@ def training_seed(config):
 
 
 def _mean(values):
+    """The mean of the known values (not ``None``), or ``None`` (none known)."""
+    values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None

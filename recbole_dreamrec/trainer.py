@@ -35,27 +35,36 @@ class DreamRecTrainer(Trainer):
 
 class TimingMixin:
     """Records the wall-clock seconds of every training epoch and every evaluation (``train_epoch_seconds``,
-    ``eval_seconds``), for any RecBole trainer."""
+    ``eval_seconds``), and the CPU seconds of this process in them (``train_epoch_cpu_seconds``,
+    ``eval_cpu_seconds``), for any RecBole trainer.
+
+    The CPU seconds (``time.process_time``: every thread of the process, no other process) are the cost of a CPU
+    run that does not depend on what else the machine runs: two runs sharing a core take twice the wall-clock time
+    each, not twice the CPU time. On a GPU they are not the cost (the device's work is not counted). An epoch
+    continued from a checkpoint written by a version that did not record them has ``None``.
+    """
 
     def __init__(self, config, model):
         super().__init__(config, model)
-        self.train_epoch_seconds = []
-        self.eval_seconds = []
+        self.train_epoch_seconds, self.train_epoch_cpu_seconds = [], []
+        self.eval_seconds, self.eval_cpu_seconds = [], []
 
     def _train_epoch(self, *args, **kwargs):
-        return _timed(self.train_epoch_seconds, super()._train_epoch, *args, **kwargs)
+        return _timed(self.train_epoch_seconds, self.train_epoch_cpu_seconds, super()._train_epoch, *args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
-        return _timed(self.eval_seconds, super().evaluate, *args, **kwargs)
+        return _timed(self.eval_seconds, self.eval_cpu_seconds, super().evaluate, *args, **kwargs)
 
 
-def _timed(seconds, function, *args, **kwargs):
-    """Call ``function`` and append its wall-clock duration to ``seconds`` (also when it raises)."""
-    start = time.perf_counter()
+def _timed(seconds, cpu_seconds, function, *args, **kwargs):
+    """Call ``function`` and append its wall-clock duration to ``seconds`` and this process's CPU time in it to
+    ``cpu_seconds`` (also when it raises)."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         return function(*args, **kwargs)
     finally:
         seconds.append(time.perf_counter() - start)
+        cpu_seconds.append(time.process_time() - cpu_start)
 
 
 class DistributedMixin:
@@ -268,6 +277,8 @@ class ResumableMixin:
                 self._epoch_checkpoints = None
             loss = epoch.epoch_loss(loss)
             self.train_epoch_seconds[-1] += epoch.seconds_before
+            before = epoch.cpu_seconds_before
+            self.train_epoch_cpu_seconds[-1] = None if before is None else self.train_epoch_cpu_seconds[-1] + before
         self._epoch_done = epoch_idx
         return loss
 
@@ -393,7 +404,8 @@ class _EpochCheckpoints:
             trainer, loader, epoch_idx, interval, partial)
         self.total_loss = None if partial is None else partial["loss"]
         self.seconds_before = 0.0 if partial is None else partial["seconds"]
-        self.start = time.perf_counter()
+        self.cpu_seconds_before = 0.0 if partial is None else partial.get("cpu_seconds")  # None: not recorded
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
         self.passes = 0  # times RecBole's loop started iterating this epoch's data
 
     def __len__(self):
@@ -454,6 +466,8 @@ class _EpochCheckpoints:
             "of_batches": len(self.loader),
             "loss": self.total_loss,
             "seconds": self.seconds_before + time.perf_counter() - self.start,
+            "cpu_seconds": (None if self.cpu_seconds_before is None
+                            else self.cpu_seconds_before + time.process_time() - self.cpu_start),
             "rng": rng_state(self.loader),
             "epoch_rng": epoch_rng,
         })

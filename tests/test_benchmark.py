@@ -58,8 +58,8 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     compare(["SASRec"], "ml-100k-tiny", [shared], out, redo=["SASRec"], log=logs.append)
     assert logs[0].startswith("[1/1] SASRec: running again; the finished record is kept as")
     assert logs[1].startswith("[1/1] SASRec: running with") and logs[-1].startswith("[1/1] SASRec: ok in")
-    table = (out / "results.md").read_text()  # every finished run of the folder, the command's models first
-    assert table.index("| SASRec | ok |") < table.index("| DreamRec | ok |") < table.index("| NoSuchModel | failed")
+    table = (out / "results.md").read_text()  # every finished run of the folder, in the order they finished
+    assert table.index("| DreamRec | ok |") < table.index("| NoSuchModel | failed") < table.index("| SASRec | ok |")
 
     # the speed benchmark reads the same runs: one row for SASRec, ddpm, and each DDIM K
     load_script("speed").main(["--results", str(out), "--steps", "2,5", "--noise_seeds", "3"])
@@ -295,6 +295,7 @@ class _FakeTrainer:
 
     def __init__(self):
         self.train_epoch_seconds, self.eval_seconds, self.cur_step, self.best_valid_score = [], [], 0, 0.0
+        self.train_epoch_cpu_seconds, self.eval_cpu_seconds = [], []
 
 
 def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_in_the_checkpoint(in_tmp_dir):
@@ -305,6 +306,8 @@ def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_
     for epoch, (score, cur_step) in enumerate([(0.10, 0), (0.09, 1)]):
         trainer.train_epoch_seconds.append(10.0)
         trainer.eval_seconds.append(5.0)
+        trainer.train_epoch_cpu_seconds.append(8.0 + epoch)
+        trainer.eval_cpu_seconds.append(4.0)
         trainer.cur_step, trainer.best_valid_score = cur_step, 0.10
         progress(trainer, epoch, score)
     # 15 s an epoch; early stopping after 2 more epochs without gain (patience 2, one used), budget 8 more epochs
@@ -312,7 +315,7 @@ def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_
     assert logs[-1].endswith("left 30s (no further gain) to 2m00s (epoch budget)")
     header, rows = unfinished_rows(unfinished_runs(in_tmp_dir))
     assert header[2] == "best valid ndcg@10 (epoch)"
-    assert rows == [["GRU4Rec", 2, "0.1000 (1)", "0.0900", 1, "30", rows[0][6], 1]] and float(rows[0][6]) >= 0
+    assert rows == [["GRU4Rec", 2, "0.1000 (1)", "0.0900", 1, "30", "8.5", rows[0][7], 1]] and float(rows[0][7]) >= 0
 
     # the same settings continue the run, resuming at epoch 1 drops epoch 1 from the curve
     Path("last.pth").write_bytes(b"")
@@ -320,9 +323,14 @@ def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_
     assert again.last_model_file == "last.pth" and again.sessions == 2 and len(again.history) == 2
     resumed = _FakeTrainer()
     resumed.start_epoch, resumed.train_epoch_seconds, resumed.eval_seconds = 1, [12.0], [6.0]
+    resumed.train_epoch_cpu_seconds, resumed.eval_cpu_seconds = [None], [3.0]  # resumed from an older checkpoint
     again(resumed, 1, 0.11)
     assert [(h["epoch"], h["train_seconds"], h["valid_score"]) for h in again.history] == [(0, 10.0, 0.10),
                                                                                            (1, 12.0, 0.11)]
+    assert [(h["train_cpu_seconds"], h["valid_cpu_seconds"]) for h in again.history] == [(8.0, 4.0), (None, 3.0)]
+    record = again.finish({"status": "ok", "wall_seconds": 1.0})
+    assert record["train_cpu_seconds"] is None and record["valid_cpu_seconds"] == 7.0
+    assert record["train_cpu_seconds_per_epoch"] == 8.0  # over the epochs that recorded them
     # other settings, or a redo, start afresh
     changed = start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 20}, False, logs.append)
     assert changed.last_model_file is None and changed.history == [] and "settings changed" in logs[-1]
@@ -398,3 +406,38 @@ def test_unfinished_runs_show_the_best_epoch_and_the_count_as_recbole_early_stop
     history = [{"epoch": i, "train_seconds": 1.0, "valid_seconds": 0.5, "valid_score": s} for i, s in enumerate(scores)]
     _, (row,) = unfinished_rows([{"model": "DreamRec", "history": history, "sessions": 1}])
     assert row[2:5] == ["0.1200 (4)", "0.1150", 1]
+
+
+def test_the_tables_list_a_folders_runs_in_one_order_whichever_command_writes_them(in_tmp_dir):
+    """Two commands sharing a folder each rebuild its tables; the rows follow the finish times (then the names), not
+    the writer's own models first, so the committed tables do not change order with the last writer."""
+    from recbole_dreamrec.benchmark import with_other_runs
+
+    finished = {"GRU4Rec": "2026-11-29 10:21:53", "Pop": "2026-11-28 21:14:41", "DreamRec": "2026-11-29 04:30:35",
+                "NARM": "2026-11-29 04:30:35"}
+    records = {m: {"model": m, "status": "ok", "finished": t} for m, t in finished.items()}
+    (in_tmp_dir / "runs").mkdir()
+    for model in ("GRU4Rec", "DreamRec", "NARM", "Pop"):
+        (in_tmp_dir / "runs" / f"{model}.json").write_text(json.dumps(records[model]))
+    (in_tmp_dir / "runs" / "SASRec.progress.json").write_text(json.dumps({"model": "SASRec", "history": []}))
+    expected = ["Pop", "DreamRec", "NARM", "GRU4Rec"]  # DreamRec and NARM finished in the same second: by name
+    for writer in ([], [records["Pop"]], [records["GRU4Rec"], records["Pop"]], [records["NARM"]]):
+        assert [r["model"] for r in with_other_runs(writer, in_tmp_dir)] == expected
+
+
+def test_the_anytime_plot_counts_cpu_seconds_where_every_run_recorded_some():
+    """CPU seconds do not depend on what else the machine ran; epochs of a run begun before they were recorded
+    count at the run's mean (training per epoch, validation per validation), an entry of two epochs (eval_step 2)
+    twice; a run with none keeps the whole plot on the wall clock."""
+    from recbole_dreamrec.benchmark import _has_cpu_seconds, anytime_curve, cpu_seconds_per_epoch
+
+    def entry(epoch, wall, train_cpu, valid_cpu):
+        return {"epoch": epoch, "train_seconds": wall, "valid_seconds": 1.0, "train_cpu_seconds": train_cpu,
+                "valid_cpu_seconds": valid_cpu, "valid_score": 0.1 * epoch}
+
+    history = [entry(1, 50.0, None, None), entry(2, 90.0, 10.0, 2.0), entry(4, 80.0, 26.0, 4.0)]
+    assert cpu_seconds_per_epoch(history) == 12.0  # (10 + 26) CPU seconds over 3 epochs
+    assert anytime_curve(history, "cpu") == ([2 * 12.0 + 3.0, 27.0 + 12.0, 39.0 + 30.0], [0.1, 0.2, 0.4])
+    assert anytime_curve(history) == ([51.0, 142.0, 223.0], [0.1, 0.2, 0.4])
+    legacy = [{k: v for k, v in h.items() if "cpu" not in k} for h in history]
+    assert _has_cpu_seconds(history) and not _has_cpu_seconds(legacy) and cpu_seconds_per_epoch(legacy) is None

@@ -2,6 +2,7 @@
 
 import os
 import re
+import time
 import urllib.error
 import zipfile
 from pathlib import Path
@@ -236,34 +237,64 @@ def test_resume_within_an_epoch_reaches_the_same_state_as_an_uninterrupted_run(t
     len_epoch = int(steps) // 3
     assert len_epoch * 3 == steps and len_epoch > 3
 
-    # checkpoints after every batch; the run stops while computing the loss of epoch 1's third batch
-    real_loss, calls = DreamRec.calculate_loss, []
+    # checkpoints after every batch; the run stops while computing the loss of epoch 1's third batch. Each batch
+    # costs 1,000 CPU seconds more on a patched CPU clock: the epoch's CPU seconds must add the part before the stop
+    real_loss, calls, cpu = DreamRec.calculate_loss, [], {"offset": 0.0}
+    real_process_time = time.process_time
+    monkeypatch.setattr(time, "process_time", lambda: real_process_time() + cpu["offset"])
+
+    def costly_loss(self, interaction):
+        loss = real_loss(self, interaction)
+        cpu["offset"] += 1000.0
+        return loss
 
     def stop_in_epoch_1_batch_3(self, interaction):
         calls.append(1)
         if len(calls) == len_epoch + 3:
             raise Interrupted()
-        return real_loss(self, interaction)
+        return costly_loss(self, interaction)
 
     every_batch = {**settings, "checkpoint_minutes": 1e-9}
     monkeypatch.setattr(DreamRec, "calculate_loss", stop_in_epoch_1_batch_3)
     with pytest.raises(Interrupted):
         tiny_run(tiny_config_dict, **every_batch)
-    monkeypatch.setattr(DreamRec, "calculate_loss", real_loss)
+    monkeypatch.setattr(DreamRec, "calculate_loss", costly_loss)
     last = sorted(Path(tiny_config_dict["checkpoint_dir"]).glob("*.last.pth"), key=lambda p: p.stat().st_mtime)[-1]
     state = load(last)
     assert state["epoch"] == 0 and state["partial_epoch"]["epoch"] == 1
     assert state["partial_epoch"]["batches"] == 2 and state["partial_epoch"]["of_batches"] == len_epoch
     assert state["optimizer"]["state"][0]["step"].item() == len_epoch + 2
+    assert state["partial_epoch"]["cpu_seconds"] == pytest.approx(2000.0, abs=100)
+    old_style = in_tmp_dir / "written-before-cpu-seconds.last.pth"  # the same checkpoint from an earlier version
+    torch.save({**state, "partial_epoch": {k: v for k, v in state["partial_epoch"].items() if k != "cpu_seconds"}},
+               old_style)
 
     epoch_losses.clear()
     resumed = tiny_run(tiny_config_dict, **settings, resume_file=str(last))
     assert resumed["epochs_trained"] == 2  # the rest of epoch 1, then epoch 2
+    assert resumed["train_cpu_seconds_per_epoch"] == pytest.approx(1000.0 * len_epoch, abs=100)  # epoch 1 whole
     assert epoch_losses == full_losses[1:]  # epoch 1's loss sums all its batches, in the same order
     assert_same_weights(finals[0], finals[-1])
     assert resumed["best_valid_result"] == full["best_valid_result"]
     assert resumed["test_result"] == full["test_result"]
     assert load(last)["partial_epoch"] is None and load(last)["epoch"] == 2
+    # resumed from a checkpoint without CPU seconds: the same results; epoch 1's CPU seconds unknown, epoch 2's not
+    again = tiny_run(tiny_config_dict, **settings, resume_file=str(old_style))
+    assert again["test_result"] == full["test_result"]
+    assert again["train_cpu_seconds_per_epoch"] == pytest.approx(1000.0 * len_epoch, abs=100)
+
+
+def test_cpu_seconds_count_this_process_working_not_the_clock_while_it_waits():
+    """The CPU seconds are the load-independent cost: a wait (another process holding the core) adds wall-clock
+    seconds only."""
+    from recbole_dreamrec.trainer import _timed
+
+    wall, cpu = [], []
+    _timed(wall, cpu, time.sleep, 0.3)
+    assert wall[0] >= 0.3 and cpu[0] < 0.1
+    with pytest.raises(ZeroDivisionError):
+        _timed(wall, cpu, lambda: 1 / 0)
+    assert len(wall) == len(cpu) == 2  # timed also when it raises
 
 
 def test_checkpoints_within_an_epoch_are_off_where_they_cannot_resume_exactly(tiny_trainer):
@@ -329,6 +360,7 @@ def test_an_epoch_resumed_between_two_batches_yields_what_the_uninterrupted_epoc
     assert [(epoch, p["epoch"], p["batches"], p["of_batches"]) for epoch, p in trainer.saved] == [(3, 4, 1, 6),
                                                                                                   (3, 4, 2, 6)]
     partial = trainer.saved[-1][1]
+    assert partial["cpu_seconds"] >= 0
     assert partial["loss"] == sum(torch.tensor(float(sum(ids)) + noise).item() for ids, noise, _ in expected[:2])
 
     torch.manual_seed(99)  # a new process: other random states, a fresh loader
@@ -337,6 +369,13 @@ def test_an_epoch_resumed_between_two_batches_yields_what_the_uninterrupted_epoc
     assert train(resumed) == expected[2:]
     assert resumed.epoch_loss(123.0) == expected_loss  # the loss of every batch, summed in the same order
     assert trainer._batch == 2
+    # the CPU seconds of the epoch's part before the stop carry over; a checkpoint without them makes them unknown
+    assert resumed.cpu_seconds_before == partial["cpu_seconds"]
+    older_trainer = _FakeCheckpointingTrainer()
+    older = _EpochCheckpoints(older_trainer, loader(), 4, interval=1e-12,
+                              partial={k: v for k, v in partial.items() if k != "cpu_seconds"})
+    train(older, stop_after=2)
+    assert older.cpu_seconds_before is None and older_trainer.saved[-1][1]["cpu_seconds"] is None
 
     # a second pass over the data in the same epoch is neither skipped nor checkpointed
     assert len(list(resumed)) == 6 and resumed.passes == 2 and trainer.saved == []
