@@ -70,6 +70,18 @@ def run_model(model, dataset, config_file_list, config_dict, progress=None):
     return portable(record)
 
 
+def measure_cpu_cost(record, config_dict=None, epochs=1):
+    """The CPU seconds of a training epoch and of a validation of a finished run's model, measured anew under the
+    run's setting files (``epochs`` epochs, each validated; nothing saved): the load-independent cost of runs
+    recorded before CPU seconds were (:class:`~recbole_dreamrec.trainer.TimingMixin`). ``config_dict``: the
+    ``--key=value`` settings the run had besides its files (e.g. ``data_path``)."""
+    settings = {**(config_dict or {}), "epochs": epochs, "eval_step": 1, "show_progress": False}
+    result = run_recbole_dreamrec(record["model"], record["dataset"], record["config_files"], settings, saved=False)
+    return portable({"train_cpu_seconds_per_epoch": result["train_cpu_seconds_per_epoch"],
+                     "valid_cpu_seconds": result["valid_cpu_seconds"], "epochs": epochs,
+                     "measured": time.strftime("%F %T"), "machine": machine_info()})
+
+
 def setting_file_values(config_file_list):
     """The values of setting files, in their order (comments and layout do not count)."""
     return [yaml.safe_load(Path(path).read_text()) or {} for path in config_file_list]
@@ -406,8 +418,9 @@ def write_tables(records, out_dir, dataset, metrics=TABLE_METRICS):
     write_table(out_dir / "results.md", out_dir / "results.csv", header, rows,
                 before=[f"# {dataset}: test metrics at the best validation epoch", ""], after=after)
     plot_bars([r for r in records if r["status"] == "ok"], out_dir / "results.png", dataset, metrics[:2])
-    curves = [(r["model"], r["history"], True) for r in records if r["status"] == "ok" and r.get("history")]
-    curves += [(state["model"], state["history"], False) for state in unfinished]
+    curves = [(r["model"], r["history"], True, r.get("cpu_cost")) for r in records
+              if r["status"] == "ok" and r.get("history")]
+    curves += [(state["model"], state["history"], False, state.get("cpu_cost")) for state in unfinished]
     if curves:
         plot_anytime(curves, out_dir / "anytime.png", dataset, valid_metric(records))
 
@@ -452,23 +465,29 @@ def unfinished_rows(states, metric="ndcg@10"):
     return header, rows
 
 
-def _has_cpu_seconds(history):
-    """Whether ``history`` recorded the CPU seconds of at least one training epoch and one validation."""
+def _has_cpu_seconds(history, cost=None):
+    """Whether ``history`` recorded the CPU seconds of at least one training epoch and one validation, or ``cost``
+    (a run's :func:`measure_cpu_cost`) has both."""
+    if cost and cost.get("train_cpu_seconds_per_epoch") is not None and cost.get("valid_cpu_seconds") is not None:
+        return True
     return (any(h.get("train_cpu_seconds") is not None for h in history)
             and any(h.get("valid_cpu_seconds") is not None for h in history))
 
 
-def anytime_curve(history, clock="wall"):
+def anytime_curve(history, clock="wall", cost=None):
     """Cumulative training seconds (validations included) at each validated epoch, and the validation scores.
 
     ``clock="cpu"``: the CPU seconds instead (:class:`~recbole_dreamrec.trainer.TimingMixin`), which do not depend
     on what else the machine ran; an entry without them (a run begun before they were recorded) counts the run's
-    mean over the entries with them: training per epoch, validation per validation.
+    mean over the entries with them, training per epoch and validation per validation, or, where it has none,
+    ``cost``: the run's cost measured afterwards (:func:`measure_cpu_cost`).
     """
     if clock == "cpu":
         per_epoch = cpu_seconds_per_epoch(history)
         valid = [h["valid_cpu_seconds"] for h in history if h.get("valid_cpu_seconds") is not None]
-        per_valid = sum(valid) / len(valid)
+        per_valid = sum(valid) / len(valid) if valid else None
+        if per_epoch is None or per_valid is None:
+            per_epoch, per_valid = cost["train_cpu_seconds_per_epoch"], cost["valid_cpu_seconds"]
     seconds, spent, previous = [], 0.0, -1
     for h in history:
         if clock == "cpu":
@@ -485,22 +504,24 @@ def anytime_curve(history, clock="wall"):
 def plot_anytime(curves, path, dataset, metric):
     """Validation metric against training seconds (log scale), a line per model; unfinished runs dashed.
 
-    The seconds are CPU seconds where every curve recorded them (for some of its epochs at least, the others counted
-    at the run's mean), else wall-clock seconds.
+    ``curves``: ``(model, history, finished, cpu_cost)`` (``cpu_cost``: :func:`measure_cpu_cost`'s, or ``None``).
+    The seconds are CPU seconds where every curve has them (recorded for some of its epochs at least, the others
+    counted at the run's mean, or measured afterwards), else wall-clock seconds.
     """
-    clock = "cpu" if all(_has_cpu_seconds(history) for _, history, _ in curves) else "wall"
+    clock = "cpu" if all(_has_cpu_seconds(history, cost) for _, history, _, cost in curves) else "wall"
     estimated = clock == "cpu" and any(
-        h.get("train_cpu_seconds") is None or h.get("valid_cpu_seconds") is None for _, history, _ in curves
+        h.get("train_cpu_seconds") is None or h.get("valid_cpu_seconds") is None for _, history, _, _ in curves
         for h in history)
     fig = new_figure(figsize=(6.5, 4))
     ax = fig.subplots()
-    for model, history, done in curves:
-        seconds, scores = anytime_curve(history, clock)
+    for model, history, done, cost in curves:
+        seconds, scores = anytime_curve(history, clock, cost)
         ax.plot(seconds, scores, "-" if done else "--", marker=".", label=model if done else f"{model} (unfinished)")
     ax.set_xscale("log")
     ax.set_xlabel({"wall": "training seconds (wall clock), validations included (log scale)",
                    "cpu": "training CPU seconds, validations included (log scale)"}[clock]
-                  + ("\nepochs without a measurement at their run's mean" if estimated else ""))
+                  + ("\nepochs without a measurement at their run's mean or its cost measured afterwards"
+                     if estimated else ""))
     ax.set_ylabel(f"valid {metric.replace('ndcg', 'NDCG').replace('hit', 'HR')}")
     ax.set_title(f"{dataset}: validation quality per unit of compute")
     ax.grid(True, which="both", alpha=0.3)

@@ -35,9 +35,10 @@ def run_recbole_dreamrec(model=None, dataset=None, config_file_list=None, config
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``, ``model_file``
         (the best checkpoint, or ``None``), ``last_model_file`` (for ``resume_file``), ``config``, and the cost: ``num_params``, ``epochs_trained``,
-        ``train_seconds_per_epoch`` (mean), ``train_cpu_seconds_per_epoch`` (mean CPU seconds of this process,
-        see :class:`~recbole_dreamrec.trainer.TimingMixin`), ``eval_seconds`` (the final test evaluation). A
-        resumed run counts and times only the epochs it trained itself.
+        ``train_seconds_per_epoch`` (mean), ``train_cpu_seconds_per_epoch`` and ``valid_cpu_seconds`` (mean CPU
+        seconds of this process in a training epoch and in a validation, see
+        :class:`~recbole_dreamrec.trainer.TimingMixin`), ``eval_seconds`` (the final test evaluation). A resumed
+        run counts and times only the epochs it trained itself.
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     check_dataset_source(config)  # a missing dataset is refused before the log (and its config dump) starts
@@ -162,6 +163,7 @@ def _train_and_test(config, saved, verbose, progress=None):
         "epochs_trained": len(trainer.train_epoch_seconds),
         "train_seconds_per_epoch": _mean(trainer.train_epoch_seconds),
         "train_cpu_seconds_per_epoch": _mean(trainer.train_epoch_cpu_seconds),
+        "valid_cpu_seconds": _mean(trainer.eval_cpu_seconds[:-1]),  # the last evaluation is the test
         "eval_seconds": trainer.eval_seconds[-1] if trainer.eval_seconds else None,
     }
 

@@ -441,3 +441,49 @@ def test_the_anytime_plot_counts_cpu_seconds_where_every_run_recorded_some():
     assert anytime_curve(history) == ([51.0, 142.0, 223.0], [0.1, 0.2, 0.4])
     legacy = [{k: v for k, v in h.items() if "cpu" not in k} for h in history]
     assert _has_cpu_seconds(history) and not _has_cpu_seconds(legacy) and cpu_seconds_per_epoch(legacy) is None
+    # a legacy run whose cost was measured afterwards (benchmarks/cpu_cost.py); the recorded entries win over it
+    cost = {"train_cpu_seconds_per_epoch": 5.0, "valid_cpu_seconds": 1.0}
+    assert _has_cpu_seconds(legacy, cost) and not _has_cpu_seconds(legacy, {**cost, "valid_cpu_seconds": None})
+    assert anytime_curve(legacy, "cpu", cost)[0] == [2 * 5.0 + 1.0, 11.0 + 5.0 + 1.0, 17.0 + 2 * 5.0 + 1.0]
+    assert anytime_curve(history, "cpu", cost) == anytime_curve(history, "cpu")
+
+
+@pytest.mark.slow
+def test_cpu_cost_measures_a_run_recorded_without_cpu_seconds_and_moves_the_plot_to_the_cpu_clock(
+        tiny_config_dict, in_tmp_dir, monkeypatch):
+    import recbole_dreamrec.benchmark as benchmark
+
+    shared = write_yaml(in_tmp_dir / "configs" / "tiny.yaml", {**tiny_config_dict, "epochs": 2, "stopping_step": 10})
+    out, metrics = in_tmp_dir / "results", ["ndcg@10", "hit@10"]
+    (record,) = compare(["DreamRec"], "ml-100k-tiny", [shared], out, log=lambda line: None, metrics=metrics)
+    assert all(h["train_cpu_seconds"] > 0 and h["valid_cpu_seconds"] > 0 for h in record["history"])
+    assert record["train_cpu_seconds_per_epoch"] == pytest.approx(
+        sum(h["train_cpu_seconds"] for h in record["history"]) / 2)
+
+    # the same run as recorded before CPU seconds were: the plot stays on the wall clock until its cost is measured
+    legacy = {k: v for k, v in record.items() if "cpu" not in k}
+    legacy["history"] = [{k: v for k, v in h.items() if "cpu" not in k} for h in record["history"]]
+    (out / "runs" / "DreamRec.json").write_text(json.dumps(legacy))
+    clocks, real_curve = [], benchmark.anytime_curve
+
+    def recording_curve(history, clock="wall", cost=None):
+        clocks.append(clock)
+        return real_curve(history, clock, cost)
+
+    monkeypatch.setattr(benchmark, "anytime_curve", recording_curve)
+    benchmark.write_tables(benchmark.with_other_runs([], out), out, "ml-100k-tiny", metrics)
+    assert clocks == ["wall"]
+    clocks.clear()
+    load_script("cpu_cost").main(["--results", str(out), "--models", "DreamRec"])
+    measured = json.loads((out / "runs" / "DreamRec.json").read_text())
+    assert {k: v for k, v in measured.items() if k != "cpu_cost"} == legacy  # nothing else changes
+    cost = measured["cpu_cost"]
+    assert cost["epochs"] == 1 and cost["valid_cpu_seconds"] > 0
+    # the same model on the same data: about the recorded cost of an epoch (not milliseconds, not the wall clock)
+    assert 0.2 < cost["train_cpu_seconds_per_epoch"] / record["train_cpu_seconds_per_epoch"] < 5
+    assert clocks == ["cpu"]
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    assert [h for h in header if h.startswith("test ")] == ["test ndcg@10", "test hit@10"]  # the folder's columns
+    with pytest.raises(SystemExit) as stopped:
+        load_script("cpu_cost").main(["--results", str(out), "--models", "SASRec"])
+    assert stopped.value.code == 2
