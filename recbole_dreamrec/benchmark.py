@@ -74,8 +74,14 @@ def measure_cpu_cost(record, config_dict=None, epochs=1):
     """The CPU seconds of a training epoch and of a validation of a finished run's model, measured anew under the
     run's setting files (``epochs`` epochs, each validated; nothing saved): the load-independent cost of runs
     recorded before CPU seconds were (:class:`~recbole_dreamrec.trainer.TimingMixin`). ``config_dict``: the
-    ``--key=value`` settings the run had besides its files (e.g. ``data_path``)."""
-    settings = {**(config_dict or {}), "epochs": epochs, "eval_step": 1, "show_progress": False}
+    ``--key=value`` settings the run had besides its files (e.g. ``data_path``). The plugin's packaged model
+    defaults are held at the run's values (a default changed since, say DreamRec's ``sampling_steps``, would
+    change the cost of its validations); those RecBole rewrites into a structure (``train_neg_sample_args``) are
+    left to the files."""
+    model_defaults = packaged_settings(record["model"], record["dataset"])[2] or {}
+    ran_with = record.get("config") or {}
+    settings = {k: ran_with[k] for k in model_defaults if k in ran_with and not isinstance(ran_with[k], (dict, list))}
+    settings.update(config_dict or {}, epochs=epochs, eval_step=1, show_progress=False)
     result = run_recbole_dreamrec(record["model"], record["dataset"], record["config_files"], settings, saved=False)
     return portable({"train_cpu_seconds_per_epoch": result["train_cpu_seconds_per_epoch"],
                      "valid_cpu_seconds": result["valid_cpu_seconds"], "epochs": epochs,

@@ -463,14 +463,20 @@ def test_cpu_cost_measures_a_run_recorded_without_cpu_seconds_and_moves_the_plot
     # the same run as recorded before CPU seconds were: the plot stays on the wall clock until its cost is measured
     legacy = {k: v for k, v in record.items() if "cpu" not in k}
     legacy["history"] = [{k: v for k, v in h.items() if "cpu" not in k} for h in record["history"]]
+    legacy["config"] = {**legacy["config"], "sampling_steps": 3}  # as if it ran when the default K was 3
     (out / "runs" / "DreamRec.json").write_text(json.dumps(legacy))
-    clocks, real_curve = [], benchmark.anytime_curve
+    clocks, real_curve, real_run, measured_with = [], benchmark.anytime_curve, benchmark.run_recbole_dreamrec, []
 
     def recording_curve(history, clock="wall", cost=None):
         clocks.append(clock)
         return real_curve(history, clock, cost)
 
+    def recording_run(model, dataset, config_file_list, config_dict, **kwargs):
+        measured_with.append(config_dict)
+        return real_run(model, dataset, config_file_list, config_dict, **kwargs)
+
     monkeypatch.setattr(benchmark, "anytime_curve", recording_curve)
+    monkeypatch.setattr(benchmark, "run_recbole_dreamrec", recording_run)
     benchmark.write_tables(benchmark.with_other_runs([], out), out, "ml-100k-tiny", metrics)
     assert clocks == ["wall"]
     clocks.clear()
@@ -482,6 +488,9 @@ def test_cpu_cost_measures_a_run_recorded_without_cpu_seconds_and_moves_the_plot
     # the same model on the same data: about the recorded cost of an epoch (not milliseconds, not the wall clock)
     assert 0.2 < cost["train_cpu_seconds_per_epoch"] / record["train_cpu_seconds_per_epoch"] < 5
     assert clocks == ["cpu"]
+    (settings,) = measured_with  # the run's own model settings, not today's defaults; one epoch, validated
+    assert settings["sampling_steps"] == 3 and settings["guidance_weight"] == legacy["config"]["guidance_weight"]
+    assert settings["epochs"] == 1 and settings["eval_step"] == 1 and "train_neg_sample_args" not in settings
     header = (out / "results.csv").read_text().splitlines()[0].split(",")
     assert [h for h in header if h.startswith("test ")] == ["test ndcg@10", "test hit@10"]  # the folder's columns
     with pytest.raises(SystemExit) as stopped:
