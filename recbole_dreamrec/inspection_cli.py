@@ -60,6 +60,8 @@ def parse_args(argv=None):
     decode.add_argument("--guidance_weights", default="0", help="comma separated classifier-free guidance weights")
     decode.add_argument("--decodings", default=",".join(DECODINGS),
                         help="comma separated, of dot, maxent (maxent: Newton per user; minutes on ml-1m)")
+    decode.add_argument("--metrics", default="ndcg@10,hit@10",
+                        help="comma separated columns of the table, among those the checkpoint's config evaluates")
     decode.add_argument("--out", default=None, help="also write the table (Markdown) here")
     for command_parser in (parser, oracle, emb, readout, decode):
         add_debug_flag(command_parser)
@@ -91,9 +93,10 @@ def main(argv=None):
         _show(format_readout(rows, split=args.split), args.out)
         return rows
     if args.command == "decode":
+        metrics = [m.lower() for m in _names(args.metrics)]
         rows = oracle_decoding(args.model_file, args.split, _names(args.oracles),
-                               [float(w) for w in _names(args.guidance_weights)], _names(args.decodings))
-        _show(format_oracle_decoding(rows, split=args.split), args.out)
+                               [float(w) for w in _names(args.guidance_weights)], _names(args.decodings), metrics)
+        _show(format_oracle_decoding(rows, metrics, split=args.split), args.out)
         return rows
     embedding_map(args.model_files, args.out, users=args.users, method=args.method)
     print(f"written: {args.out}")

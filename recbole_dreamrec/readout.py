@@ -301,10 +301,11 @@ class OracleDecoding(Rescored):
 
 @torch.no_grad()
 def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_weights=(0.0,),
-                    decodings=DECODINGS):
+                    decodings=DECODINGS, metrics=()):
     """Metrics of a DreamRec checkpoint on ``split`` with its oracles decoded linearly and by maximum entropy
     (:class:`OracleDecoding`), one row per oracle, guidance weight and decoding, each at the checkpoint's inference
-    setting with the row's guidance weight.
+    setting with the row's guidance weight. ``metrics`` (names such as ``ndcg@20``): checked against those the
+    checkpoint's config evaluates before any evaluation starts (every row has all of those).
 
     Returns:
         list[dict]: ``oracle``, ``guidance_weight``, ``decode``, ``seconds`` and the metrics.
@@ -319,6 +320,10 @@ def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_w
     checkpoint = Checkpoint(model_file)
     if checkpoint.config["model"] != "DreamRec":
         raise ConfigError(f"{model_file} is a {checkpoint.config['model']} checkpoint: oracles are DreamRec's")
+    evaluated = [f"{m.lower()}@{k}" for m in checkpoint.config["metrics"] for k in checkpoint.config["topk"]]
+    missing = [m for m in metrics if m.lower() not in evaluated]
+    if missing:
+        raise ConfigError(f"metrics {missing} are not evaluated for {model_file}; its config gives {evaluated}")
     eval_data, scored, rows = checkpoint.split_data(split), OracleDecoding(checkpoint.model), []
     for oracle in oracles:
         for weight in guidance_weights:
@@ -326,9 +331,9 @@ def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_w
             for decode in decodings:
                 scored.oracle, scored.decode = oracle, decode
                 start = time.perf_counter()
-                metrics = checkpoint.metrics(eval_data, rescored=scored)
+                values = checkpoint.metrics(eval_data, rescored=scored)
                 rows.append({"oracle": oracle, "guidance_weight": float(weight), "decode": decode,
-                             "seconds": time.perf_counter() - start, **metrics})
+                             "seconds": time.perf_counter() - start, **values})
     apply_inference_setting(checkpoint.model, checkpoint.config, {})  # as saved
     return rows
 

@@ -401,3 +401,12 @@ def test_decode_cli_rows_and_the_generated_dot_row_is_the_models_own_evaluation(
     with pytest.raises(SystemExit):
         main(["decode", "--model_file", checkpoints["SASRec"]])
     assert "is a SASRec checkpoint: oracles are DreamRec's" in capsys.readouterr().err
+    # other columns: those the checkpoint evaluates; another is refused before any evaluation
+    rows = main(["decode", "--model_file", checkpoints["DreamRec"], "--oracles", "generated", "--guidance_weights", "8",
+                 "--decodings", "dot", "--metrics", "MRR@20,ndcg@20", "--out", str(out)])
+    assert out.read_text().splitlines()[2] == f"| generated | 8 | dot | {own['mrr@20']:.4f} | {own['ndcg@20']:.4f} | " + \
+        f"{rows[0]['seconds']:.0f} |"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["decode", "--model_file", checkpoints["DreamRec"], "--metrics", "ndcg@50"])
+    assert "metrics ['ndcg@50'] are not evaluated for" in capsys.readouterr().err
