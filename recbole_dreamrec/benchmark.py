@@ -426,7 +426,7 @@ def write_tables(records, out_dir, dataset, metrics=TABLE_METRICS):
     plot_bars([r for r in records if r["status"] == "ok"], out_dir / "results.png", dataset, metrics[:2])
     curves = [(r["model"], r["history"], True, r.get("cpu_cost")) for r in records
               if r["status"] == "ok" and r.get("history")]
-    curves += [(state["model"], state["history"], False, state.get("cpu_cost")) for state in unfinished]
+    curves += [(state["model"], state["history"], False, None) for state in unfinished]  # cpu_cost: finished runs'
     if curves:
         plot_anytime(curves, out_dir / "anytime.png", dataset, valid_metric(records))
 
