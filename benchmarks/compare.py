@@ -7,8 +7,9 @@ Per-model overrides live in ``<config dir>/models/<Model>.yaml``. Results: ``ben
 Re-running skips finished models and continues an interrupted one from its last checkpoint (same command, same
 settings: ``runs/<Model>.progress.json`` says where it stopped); ``--redo SASRec`` (or ``--redo all``) runs
 finished models again from the start (their records move to ``runs/replaced/``; an interrupted redo continues like
-any unfinished run). To discard an unfinished run instead, delete its progress file. A progress line after every
-validation gives the epoch, the elapsed time and the time left.
+any unfinished run). To discard an unfinished run instead, delete its progress file. An unfinished run that cannot
+continue (other settings, a redo, its checkpoint gone) starts afresh; its curve moves to ``runs/replaced/`` first.
+A progress line after every validation gives the epoch, the elapsed time and the time left.
 Any further ``--key=value`` applies to every model (e.g. ``--epochs=1`` for a smoke run, ``--data_path=DIR``).
 """
 

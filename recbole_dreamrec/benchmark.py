@@ -38,8 +38,24 @@ def model_override_file(config_dir, model):
 
 
 def machine_info():
+    """Where a run ran: the device (the tables' grouping), the platform, torch, and the CPU's model and the vector
+    instructions torch's CPU kernels use (``AVX512``, ``AVX2``, ...): the same seeded run on another CPU can differ
+    in the last digits, which then grow over training (float sums in another order)."""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
-    return {"device": device, "platform": platform.platform(), "torch": torch.__version__}
+    return {"device": device, "platform": platform.platform(), "torch": torch.__version__, "cpu": cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The CPU's model name as the kernel reports it (``/proc/cpuinfo``), else :func:`platform.processor`."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def run_model(model, dataset, config_file_list, config_dict, progress=None):
@@ -359,20 +375,40 @@ def with_other_runs(records, out_dir):
 
 def start_progress(out_dir, model, dataset, files, config_dict, redo, log):
     """The :class:`Progress` of ``model``'s run: continuing an unfinished one under the same settings (its last
-    checkpoint still there), else a new one."""
+    checkpoint still there), else a new one. An unfinished run that is not continued (a redo, other settings, or
+    its last checkpoint gone, e.g. on a new machine) keeps its validation curve: its progress file moves to
+    ``runs/replaced/`` (:func:`set_aside_unfinished_run`) before the new run writes its own."""
     path = Path(out_dir) / "runs" / f"{model}.progress.json"
     fingerprint = settings_fingerprint(model, dataset, files, config_dict)
-    before = None if redo else Progress.load(path)
+    before = Progress.load(path)
     if before is not None:
         last = before.get("last_model_file")
         same = (fingerprint, *legacy_settings_fingerprints(model, dataset, files, config_dict))
-        if before.get("fingerprint") not in same:
-            log(f"{model}: the settings changed since the unfinished run in {path}; starting afresh")
-            before = None
+        why = None
+        if redo:
+            why = "running again (redo)"
+        elif before.get("fingerprint") not in same:
+            why = f"the settings changed since the unfinished run in {path}"
         elif not last or not Path(last).is_file():
-            log(f"{model}: the last checkpoint of the unfinished run ({last}) is gone; starting afresh")
+            why = f"the last checkpoint of the unfinished run ({last}) is gone"
+        if why is not None:
+            kept = set_aside_unfinished_run(path)
+            log(f"{model}: {why}; starting afresh (its {len(before.get('history', []))} validated epochs are kept "
+                f"in {kept})")
             before = None
     return Progress(path, model, fingerprint, log, before)
+
+
+def set_aside_unfinished_run(progress_file):
+    """Move an unfinished run's ``runs/<Model>.progress.json`` to ``runs/replaced/<Model>-unfinished-<time>.progress
+    .json`` (where no reader of runs looks; ``<time>`` is when it was last written) and return the new path."""
+    progress_file = Path(progress_file)
+    written = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(progress_file.stat().st_mtime))
+    model = progress_file.name[: -len(".progress.json")]
+    target = progress_file.parent / "replaced" / f"{model}-unfinished-{written}.progress.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(progress_file, target)
+    return target
 
 
 def valid_metric(records):

@@ -1,8 +1,10 @@
 """Evaluate a trained checkpoint (DreamRec under several samplers, or any RecBole model) and time it."""
 
+import inspect
 import time
 from collections import ChainMap
 
+import numpy as np
 import torch
 from recbole.utils import ModelType, get_trainer, init_seed
 from torch import nn
@@ -148,9 +150,30 @@ class Checkpoint:
     def metrics(self, eval_data, mask_history=False, rescored=None):
         """RecBole's metrics of the model as it is now (or of a :class:`Rescored` wrapper of it, ``rescored``) on a
         loader (``eval_data``), from the config's seed."""
+        return self.user_metrics(eval_data, (), mask_history, rescored)[0]
+
+    def user_metrics(self, eval_data, per_user, mask_history=False, rescored=None):
+        """:meth:`metrics` and, for the top-k metrics named in ``per_user`` (e.g. ``ndcg@10``), each evaluated
+        user's value (:func:`per_user_values`), for paired comparisons of two scorings on the same users.
+
+        Returns:
+            tuple: the metrics (dict) and ``{name: numpy array [n_users]}``, users in RecBole's evaluation order.
+        """
         init_seed(self.config["seed"], self.config["reproducibility"])
-        result = self.trainer(mask_history, rescored).evaluate(eval_data, load_best_model=False)
-        return {k: float(v) for k, v in result.items()}
+        trainer, collected = self.trainer(mask_history, rescored), {}
+        evaluate = trainer.evaluator.evaluate
+
+        def keep(struct):  # RecBole's trainer hands the collected top-k to its evaluator, then drops it
+            collected["struct"] = struct
+            return evaluate(struct)
+
+        trainer.evaluator.evaluate = keep
+        try:
+            result = trainer.evaluate(eval_data, load_best_model=False)
+        finally:
+            del trainer.evaluator.evaluate  # the class's method again
+        users = per_user_values(trainer.evaluator, collected["struct"], per_user) if per_user else {}
+        return {k: float(v) for k, v in result.items()}, users
 
     def split_data(self, split):
         """The evaluation loader of ``split`` (``valid`` or ``test``)."""
@@ -171,6 +194,41 @@ class Checkpoint:
             row = {"model": self.config["model"], **(setting or {}), "seconds": seconds, "users": eval_data.sample_size}
             rows.append({**row, "mask_history": bool(mask_history), **result})
         return rows
+
+
+def per_user_values(evaluator, struct, names):
+    """Each user's value of the top-k metrics ``names`` (e.g. ``["ndcg@10", "hit@20"]``) from what RecBole's
+    collector gathered for ``evaluator`` (a RecBole ``Evaluator``), computed by RecBole's own metric classes: their
+    means are the values RecBole reports (before its rounding).
+
+    Returns:
+        dict: ``{name: numpy array [n_users]}``.
+    """
+    values = {}
+    for name in names:
+        metric, _, k = name.lower().partition("@")
+        known = evaluator.metric_class.get(metric)
+        if known is None or not k.isdigit() or int(k) not in getattr(known, "topk", ()):
+            raise ConfigError(f"{name} is not a top-k metric this evaluation computes")
+        pos_index, pos_len = known.used_info(struct)
+        needs_len = len(inspect.signature(known.metric_info).parameters) == 2
+        per_rank = known.metric_info(pos_index, pos_len) if needs_len else known.metric_info(pos_index)
+        values[name] = per_rank[:, int(k) - 1].astype(float)  # [n_users]
+    return values
+
+
+def paired_difference(a, b):
+    """The mean of ``a - b`` over the same users and its standard error, ``std(a - b) / sqrt(n)``: the noise of a
+    difference between two scorings of the same users, which is smaller than either metric's own binomial error
+    when the two rank most users alike.
+
+    Returns:
+        tuple[float, float]: the mean difference and its standard error.
+    """
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if diff.size < 2:
+        raise ValueError("a paired difference needs at least two users")
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
 
 
 def evaluate_checkpoint(model_file, settings=(None,), split="test", mask_history=False):

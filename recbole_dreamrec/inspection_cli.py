@@ -59,7 +59,9 @@ def parse_args(argv=None):
                              "model's own generation")
     decode.add_argument("--guidance_weights", default="0", help="comma separated classifier-free guidance weights")
     decode.add_argument("--decodings", default=",".join(DECODINGS),
-                        help="comma separated, of dot, maxent (maxent: Newton per user; minutes on ml-1m)")
+                        help="comma separated, of dot, maxent, maxent-lambda (maxent: Newton per user, minutes on "
+                             "ml-1m; maxent-lambda, one-step oracle only: guidance applied to the natural parameters "
+                             "of the conditional and unconditional predictions)")
     decode.add_argument("--metrics", default="ndcg@10,hit@10",
                         help="comma separated columns of the table, among those the checkpoint's config evaluates")
     decode.add_argument("--out", default=None, help="also write the table (Markdown) here")

@@ -40,8 +40,10 @@ import time
 import torch
 
 from recbole_dreamrec.errors import ConfigError
-from recbole_dreamrec.evaluation import Checkpoint, FixedScores, Rescored, apply_inference_setting, check_split
+from recbole_dreamrec.evaluation import (Checkpoint, FixedScores, Rescored, apply_inference_setting, check_split,
+                                         paired_difference)
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
+from recbole_dreamrec.model.samplers import classifier_free_guidance
 from recbole_dreamrec.reporting import markdown_table
 
 
@@ -94,7 +96,7 @@ def _maxent_objective(lam, codes, mean, ridge):
     return torch.logsumexp(_real_item_logits(lam, codes), dim=-1) - (lam * mean).sum(dim=-1) + 0.5 * ridge * lam.pow(2).sum(dim=-1)
 
 
-def natural_parameters(mean, codes, ridge=1e-3, iters=30, tol=1e-6, chunk_floats=2**22):
+def natural_parameters(mean, codes, ridge=1e-3, iters=30, tol=1e-6, chunk_floats=2**22, outer_floats=2**25):
     """``[B dim]`` natural parameters lam of the maximum-entropy distributions ``q_j ∝ exp(e_j . lam)`` over the
     real items whose mean codes ``sum_j q_j e_j`` are the rows of ``mean`` ``[B dim]``, ``codes`` ``[n_items dim]``
     (float64; item 0 is RecBole's padding id and left out).
@@ -103,14 +105,33 @@ def natural_parameters(mean, codes, ridge=1e-3, iters=30, tol=1e-6, chunk_floats
     by Newton's method (gradient ``E_q[e] - m + ridge lam``, Hessian ``Cov_q[e] + ridge I``) with backtracking per
     row; a row stops when its gradient norm is below ``tol`` (the others go on), every row after ``iters`` steps.
     A mean code outside the convex hull of the codes has no maximum-entropy distribution: the ridge keeps lam finite
-    there. Rows are solved in chunks of at most ``chunk_floats`` Hessian entries.
+    there. Rows are solved in chunks of at most ``chunk_floats`` Hessian entries. The Hessians' second moments
+    ``E_q[e e^T]`` are one matrix product of the rows' ``q`` with the table of the items' outer products ``e_j e_j^T``
+    ``[n_items dim*dim]``, built once (in blocks of items where it would hold more than ``outer_floats`` entries).
     """
     dim = codes.shape[1]
     step_rows = max(1, chunk_floats // (dim * dim))
-    return torch.cat([_newton(part, codes, ridge, iters, tol) for part in mean.split(step_rows)])
+    outer = _outer_products(codes) if codes.shape[0] * dim * dim <= outer_floats else None
+    return torch.cat([_newton(part, codes, ridge, iters, tol, outer) for part in mean.split(step_rows)])
 
 
-def _newton(mean, codes, ridge, iters, tol):
+def _outer_products(codes):
+    """``[n dim*dim]``: row j is ``e_j e_j^T`` flattened."""
+    return (codes.unsqueeze(2) * codes.unsqueeze(1)).reshape(codes.shape[0], -1)
+
+
+def _second_moments(q, codes, outer, block=4096):
+    """``[A dim dim]``: ``sum_j q_aj e_j e_j^T`` for the rows of ``q`` ``[A n_items]``."""
+    dim = codes.shape[1]
+    if outer is not None:
+        return (q @ outer).view(-1, dim, dim)
+    moments = q.new_zeros(q.shape[0], dim * dim)
+    for start in range(0, codes.shape[0], block):
+        moments += q[:, start:start + block] @ _outer_products(codes[start:start + block])
+    return moments.view(-1, dim, dim)
+
+
+def _newton(mean, codes, ridge, iters, tol, outer=None):
     rows, dim = mean.shape
     lam = torch.zeros(rows, dim, dtype=codes.dtype, device=codes.device)
     value = _maxent_objective(lam, codes, mean, ridge)  # [B]
@@ -125,7 +146,7 @@ def _newton(mean, codes, ridge, iters, tol):
         if not going.any():
             break
         active, lam_a, mean_a, q, expected, grad = (x[going] for x in (active, lam_a, mean_a, q, expected, grad))
-        hessian = torch.matmul((q.unsqueeze(-1) * codes).transpose(1, 2), codes)  # [A dim dim], E_q[e e^T]
+        hessian = _second_moments(q, codes, outer)  # [A dim dim], E_q[e e^T]
         hessian = hessian - expected.unsqueeze(2) * expected.unsqueeze(1) + ridge * eye
         step = torch.linalg.solve(hessian, grad.unsqueeze(-1)).squeeze(-1)  # [A dim]
         size = torch.ones(len(active), 1, dtype=codes.dtype, device=codes.device)
@@ -264,6 +285,9 @@ def code_readout(model_file, dims=(64, 256, 1024), seed=0, split="test", distrib
 ORACLES = ("one-step", "generated")
 
 
+ORACLE_DECODINGS = (*DECODINGS, "maxent-lambda")
+
+
 class OracleDecoding(Rescored):
     """A DreamRec checkpoint scored from its own oracle x (``[B D]``): ``codes @ x`` (``decode="dot"``, what DreamRec
     does) or ``codes @ lam``, lam the :func:`natural_parameters` of x read as a mean code (``"maxent"``). Both oracles
@@ -273,29 +297,48 @@ class OracleDecoding(Rescored):
     * ``oracle="one-step"``: x is ``(1 + w) f(0, h, T) - w f(0, null, T)``, the model's guided x0-prediction from
       x_T = 0 at the last diffusion step: no sampling noise, and for an MSE-trained model an estimate of the
       conditional mean code (x_T carries almost nothing of x_0 at step T).
+
+    ``decode="maxent-lambda"`` (one-step oracle only) applies the guidance to the natural parameters instead of the
+    mean codes: ``(1 + w) lam(f(0, h, T)) - w lam(f(0, null, T))``, i.e. to the log-probabilities of the two
+    decoded distributions, as classifier-free guidance does to a classifier's (Ho & Salimans 2022). Each mean code
+    is then a prediction of the model, inside the codes' convex hull, where the guided mean code of ``"maxent"``
+    is extrapolated beyond it for w > 0 (there lam grows until the ridge stops it).
     """
 
     oracle = "one-step"
     decode = "dot"
 
-    def one_step_oracle(self, item_seq, item_seq_len):
+    def one_step_parts(self, item_seq, item_seq_len):
+        """``f(0, h, T)`` and ``f(0, null, T)``, ``[B D]`` each: the conditional and unconditional x0-predictions
+        from x_T = 0 at the last step."""
         model = self.model
         h = model.forward(item_seq, item_seq_len)  # [B H]
         t = torch.full((h.shape[0],), model.diffusion.num_timesteps - 1, dtype=torch.long, device=h.device)  # [B]
         x_t = torch.zeros(h.shape[0], model.code_size, device=h.device)  # [B D]
-        return model.guided_denoise_fn(h)(x_t, t)  # [B D]
+        return model.denoiser(x_t, h, t), model.denoiser(x_t, model.null_guidance.expand_as(h), t)
+
+    def one_step_oracle(self, item_seq, item_seq_len):
+        cond, uncond = self.one_step_parts(item_seq, item_seq_len)  # [B D] each
+        return classifier_free_guidance(cond, uncond, self.model.guidance_weight)  # [B D]
 
     def full_sort_predict(self, interaction):
         model = self.model
         item_seq, item_seq_len = interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN]
+        codes = model.codes.detach()  # [n_items D]
+        codes64 = codes.double().cpu()
+        if self.decode == "maxent-lambda":
+            cond, uncond = self.one_step_parts(item_seq, item_seq_len)  # [B D] each
+            lam_cond = natural_parameters(cond.double().cpu(), codes64)  # [B D]
+            lam_uncond = natural_parameters(uncond[:1].double().cpu(), codes64)  # [1 D]: one null vector, one x_T
+            lam = classifier_free_guidance(lam_cond, lam_uncond, model.guidance_weight)  # [B D]
+            return (lam @ codes64.T).float().to(cond.device)  # [B n_items]
         if self.oracle == "generated":
             oracle = model.generate(item_seq, item_seq_len)  # [B D]
         else:
             oracle = self.one_step_oracle(item_seq, item_seq_len)  # [B D]
-        codes = model.codes.detach()  # [n_items D]
         if self.decode == "maxent":
-            lam = natural_parameters(oracle.double().cpu(), codes.double().cpu())  # [B D]
-            return (lam @ codes.double().cpu().T).float().to(oracle.device)  # [B n_items]
+            lam = natural_parameters(oracle.double().cpu(), codes64)  # [B D]
+            return (lam @ codes64.T).float().to(oracle.device)  # [B n_items]
         return oracle @ codes.T  # [B n_items]
 
 
@@ -304,44 +347,66 @@ def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_w
                     decodings=DECODINGS, metrics=()):
     """Metrics of a DreamRec checkpoint on ``split`` with its oracles decoded linearly and by maximum entropy
     (:class:`OracleDecoding`), one row per oracle, guidance weight and decoding, each at the checkpoint's inference
-    setting with the row's guidance weight. ``metrics`` (names such as ``ndcg@20``): checked against those the
-    checkpoint's config evaluates before any evaluation starts (every row has all of those).
+    setting with the row's guidance weight. ``metrics`` (names such as ``ndcg@20``, any case): checked against those
+    the checkpoint's config evaluates before any evaluation starts (every row has all of those); default
+    ``ndcg@10, hit@10``.
+
+    A ``maxent`` or ``maxent-lambda`` row also holds its difference from the ``dot`` row of the same oracle and
+    weight (where ``decodings`` has ``dot``) in each of ``metrics``, user by user over the same users, with the
+    standard error of that paired difference (:func:`~recbole_dreamrec.evaluation.paired_difference`):
+    ``"<metric> vs dot"`` and ``"<metric> vs dot se"``.
 
     Returns:
-        list[dict]: ``oracle``, ``guidance_weight``, ``decode``, ``seconds`` and the metrics.
+        list[dict]: ``oracle``, ``guidance_weight``, ``decode``, ``seconds``, ``users`` and the metrics.
     """
     check_split(split)  # before the minute-long load
-    for name, given, known in (("oracle", oracles, ORACLES), ("decode", decodings, DECODINGS)):
+    for name, given, known in (("oracle", oracles, ORACLES), ("decode", decodings, ORACLE_DECODINGS)):
         unknown = [value for value in given if value not in known]
         if unknown or not given:
             raise ConfigError(f"{name} must be among {list(known)}, got {list(given)}")
+    if "maxent-lambda" in decodings and "generated" in oracles:
+        raise ConfigError("decode maxent-lambda guides the one-step oracles' natural parameters: "
+                          "use --oracles one-step")
     if any(float(w) < 0 for w in guidance_weights) or not guidance_weights:
         raise ConfigError(f"guidance weights must be >= 0, got {list(guidance_weights)}")
     checkpoint = Checkpoint(model_file)
     if checkpoint.config["model"] != "DreamRec":
         raise ConfigError(f"{model_file} is a {checkpoint.config['model']} checkpoint: oracles are DreamRec's")
     evaluated = [f"{m.lower()}@{k}" for m in checkpoint.config["metrics"] for k in checkpoint.config["topk"]]
-    missing = [m for m in metrics if m.lower() not in evaluated]
+    metrics = [m.lower() for m in metrics] or [m for m in ("ndcg@10", "hit@10") if m in evaluated]
+    missing = [m for m in metrics if m not in evaluated]
     if missing:
         raise ConfigError(f"metrics {missing} are not evaluated for {model_file}; its config gives {evaluated}")
     eval_data, scored, rows = checkpoint.split_data(split), OracleDecoding(checkpoint.model), []
     for oracle in oracles:
         for weight in guidance_weights:
             apply_inference_setting(checkpoint.model, checkpoint.config, {"guidance_weight": float(weight)})
+            users, these = {}, []
             for decode in decodings:
                 scored.oracle, scored.decode = oracle, decode
                 start = time.perf_counter()
-                values = checkpoint.metrics(eval_data, rescored=scored)
-                rows.append({"oracle": oracle, "guidance_weight": float(weight), "decode": decode,
-                             "seconds": time.perf_counter() - start, **values})
+                values, users[decode] = checkpoint.user_metrics(eval_data, metrics, rescored=scored)
+                these.append({"oracle": oracle, "guidance_weight": float(weight), "decode": decode,
+                              "seconds": time.perf_counter() - start, "users": eval_data.sample_size, **values})
+            for row in these:
+                if row["decode"] != "dot" and "dot" in users:
+                    for m in metrics:
+                        row[f"{m} vs dot"], row[f"{m} vs dot se"] = paired_difference(users[row["decode"]][m],
+                                                                                      users["dot"][m])
+            rows += these
     apply_inference_setting(checkpoint.model, checkpoint.config, {})  # as saved
     return rows
 
 
 def format_oracle_decoding(rows, metrics=("ndcg@10", "hit@10"), split="valid"):
-    """``rows`` of :func:`oracle_decoding` as a Markdown table."""
-    header = ["oracle", "w", "decoding", *[f"{split} {m}" for m in metrics], "seconds"]
+    """``rows`` of :func:`oracle_decoding` as a Markdown table; a maxent or maxent-lambda row also shows its paired
+    difference from the dot row of the same oracle and weight, with its standard error, where the rows hold one."""
+    metrics = [m.lower() for m in metrics]
+    paired = [m for m in metrics if any(f"{m} vs dot" in r for r in rows)]
+    header = ["oracle", "w", "decoding", *[f"{split} {m}" for m in metrics],
+              *[f"{m} − dot (paired SE)" for m in paired], "seconds"]
     body = [[r["oracle"], f"{r['guidance_weight']:g}", r["decode"], *[f"{r[m]:.4f}" for m in metrics],
+             *[f"{r[f'{m} vs dot']:+.4f} ({r[f'{m} vs dot se']:.4f})" if f"{m} vs dot" in r else "" for m in paired],
              f"{r['seconds']:.0f}"] for r in rows]
     return "\n".join(markdown_table(header, body))
 

@@ -3,6 +3,8 @@
 import csv
 import importlib.util
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -331,11 +333,30 @@ def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_
     record = again.finish({"status": "ok", "wall_seconds": 1.0})
     assert record["train_cpu_seconds"] is None and record["valid_cpu_seconds"] == 7.0
     assert record["train_cpu_seconds_per_epoch"] == 8.0  # over the epochs that recorded them
-    # other settings, or a redo, start afresh
+    again.write()
+    # other settings, or a redo, or the last checkpoint gone (a new machine) start afresh; the curve of the run not
+    # continued moves to runs/replaced/ (the new run would overwrite its progress file at its first validation)
+    path, replaced = in_tmp_dir / "runs" / "GRU4Rec.progress.json", in_tmp_dir / "runs" / "replaced"
+    os.utime(path, (0, 0))
     changed = start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 20}, False, logs.append)
     assert changed.last_model_file is None and changed.history == [] and "settings changed" in logs[-1]
-    assert start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 10}, True, logs.append).history == []
-    assert Progress.load(in_tmp_dir / "runs" / "GRU4Rec.progress.json")["sessions"] == 2
+    kept = replaced / ("GRU4Rec-unfinished-" + time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(0)) + ".progress.json")
+    assert str(kept) in logs[-1] and "its 2 validated epochs are kept" in logs[-1] and not path.exists()
+    assert Progress.load(kept)["sessions"] == 2 and [h["valid_score"] for h in Progress.load(kept)["history"]] == [
+        0.10, 0.11]
+    assert unfinished_runs(in_tmp_dir) == []  # nor do the tables read it as a run
+    gone = "the last checkpoint of the unfinished run (last.pth) is gone"
+    for redo, settings, why in [(True, {"epochs": 10}, "running again (redo)"), (False, {"epochs": 10}, gone)]:
+        os.replace(kept, path)
+        os.utime(path, (60, 60))
+        if not redo:
+            Path("last.pth").unlink()
+        fresh = start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], settings, redo, logs.append)
+        assert fresh.history == [] and fresh.last_model_file is None and fresh.sessions == 1
+        assert logs[-1].startswith(f"GRU4Rec: {why}; starting afresh") and not path.exists()
+        kept = next(replaced.glob("*.progress.json"))
+        assert kept.name.endswith(time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(60)) + ".progress.json")
+        assert len(Progress.load(kept)["history"]) == 2
     # the readers of finished runs (tables, masked_eval.py, subsets.py) pass over the progress file
     (in_tmp_dir / "runs" / "Pop.json").write_text("{}")
     assert finished_run_files(in_tmp_dir) == [in_tmp_dir / "runs" / "Pop.json"]
@@ -496,3 +517,18 @@ def test_cpu_cost_measures_a_run_recorded_without_cpu_seconds_and_moves_the_plot
     with pytest.raises(SystemExit) as stopped:
         load_script("cpu_cost").main(["--results", str(out), "--models", "SASRec"])
     assert stopped.value.code == 2
+
+
+def test_records_name_the_cpu_and_its_kernels_since_seeded_runs_differ_between_cpus(in_tmp_dir):
+    import torch
+
+    from recbole_dreamrec.benchmark import cpu_model, machine_info
+
+    cpuinfo = in_tmp_dir / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC 9R14\n")
+    assert cpu_model(cpuinfo) == "AMD EPYC 9R14"
+    assert cpu_model(in_tmp_dir / "absent") == (__import__("platform").processor() or None)
+    info = machine_info()
+    assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and info["cpu"] == cpu_model()
+    assert info["device"].startswith("CPU (") or torch.cuda.is_available()

@@ -239,7 +239,7 @@ def test_readout_refuses_an_unknown_split_before_loading_anything(tmp_path):
         Checkpoint.split_data(None, "training")
 
 
-def test_natural_parameters_invert_the_mean_map_over_the_real_items():
+def test_natural_parameters_invert_the_mean_map_over_the_real_items(monkeypatch):
     """Maximum-entropy decoding: the mean code of q ∝ exp(E lam) over items 1.. (item 0 is the padding id) gives lam
     back, and the padding item's code, however large, plays no part."""
     from recbole_dreamrec.readout import natural_parameters
@@ -256,6 +256,18 @@ def test_natural_parameters_invert_the_mean_map_over_the_real_items():
     # chunked solving (one row per chunk) gives the same answer
     torch.testing.assert_close(natural_parameters(mean, codes, ridge=0.0, iters=50, tol=1e-10, chunk_floats=9), lam,
                                atol=1e-5, rtol=0)
+    # the Hessians' second moments from item blocks (the outer-product table too large to hold) are the same
+    from recbole_dreamrec import readout
+
+    blocked = readout._second_moments
+    monkeypatch.setattr(readout, "_second_moments", lambda q, codes, outer: blocked(q, codes, outer, block=2))
+    torch.testing.assert_close(natural_parameters(mean, codes, ridge=0.0, iters=50, tol=1e-10, outer_floats=0),
+                               lam, atol=1e-5, rtol=0)
+    monkeypatch.undo()
+    q = torch.softmax(torch.randn(2, 7, generator=g, dtype=torch.float64), dim=-1)
+    exact = torch.einsum("aj,jd,je->ade", q, codes, codes)
+    torch.testing.assert_close(blocked(q, codes, None, block=3), exact)
+    torch.testing.assert_close(blocked(q, codes, readout._outer_products(codes)), exact)
     # a ridge shrinks lam towards 0: a flatter distribution, the same direction for this well-posed mean
     ridged = natural_parameters(mean, codes, ridge=1.0, iters=50, tol=1e-10)
     assert (ridged[[0, 2, 3]].norm(dim=-1) < lam[[0, 2, 3]].norm(dim=-1)).all()
@@ -380,6 +392,36 @@ def test_maxent_decoding_of_an_oracle_ranks_by_the_distribution_whose_mean_code_
     assert max(correlation(dot)) < 0.99
 
 
+def test_maxent_lambda_guides_the_natural_parameters_of_the_two_predictions(checkpoints, monkeypatch):
+    """``maxent-lambda`` decodes the conditional and the unconditional one-step predictions apart and guides their
+    natural parameters: (1 + w) lam(cond) - w lam(uncond). At w = 0 it is ``maxent`` of the one-step oracle."""
+    from recbole_dreamrec.evaluation import Checkpoint
+    from recbole_dreamrec.readout import OracleDecoding, natural_parameters
+
+    model = Checkpoint(checkpoints["DreamRec"]).model.eval()
+    codes = model.codes.detach().double()
+    g = torch.Generator().manual_seed(2)
+    cond = (torch.softmax(torch.randn(3, codes.shape[0], generator=g, dtype=torch.float64), -1) @ codes).float()
+    uncond = codes[1:].mean(dim=0).float().expand(3, -1)  # the same prediction for every row, as f(0, null, T) is
+    monkeypatch.setattr(OracleDecoding, "one_step_parts", lambda self, seq, length: (cond, uncond))
+    interaction = {model.ITEM_SEQ: torch.zeros(3, 4, dtype=torch.long),
+                   model.ITEM_SEQ_LEN: torch.ones(3, dtype=torch.long)}
+    scored = OracleDecoding(model)
+    model.guidance_weight = 2.0
+    scored.decode = "maxent-lambda"
+    lam = 3.0 * natural_parameters(cond.double(), codes) - 2.0 * natural_parameters(uncond[:1].double(), codes)
+    torch.testing.assert_close(scored.full_sort_predict(interaction), (lam @ codes.T).float())
+    # x0-level guidance decoded afterwards is another thing: its guided mean code leaves the hull
+    scored.decode = "maxent"
+    assert not torch.allclose(scored.full_sort_predict(interaction), (lam @ codes.T).float(), atol=1e-3)
+    model.guidance_weight = 0.0
+    torch.testing.assert_close(scored.full_sort_predict(interaction),
+                               (natural_parameters(cond.double(), codes) @ codes.T).float())
+    scored.decode = "maxent-lambda"
+    torch.testing.assert_close(scored.full_sort_predict(interaction),
+                               (natural_parameters(cond.double(), codes) @ codes.T).float())
+
+
 def test_decode_cli_rows_and_the_generated_dot_row_is_the_models_own_evaluation(checkpoints, tmp_path, capsys):
     from recbole_dreamrec.evaluation import evaluate_checkpoint
 
@@ -393,11 +435,25 @@ def test_decode_cli_rows_and_the_generated_dot_row_is_the_models_own_evaluation(
     assert {k: generated_dot[k] for k in ("ndcg@10", "hit@10", "mrr@20")} == {k: own[k] for k in
                                                                              ("ndcg@10", "hit@10", "mrr@20")}
     assert rows[0]["ndcg@10"] != rows[1]["ndcg@10"] or rows[0]["mrr@20"] != rows[1]["mrr@20"]  # decoding applied
-    assert out.read_text().startswith("| oracle | w | decoding | valid ndcg@10 | valid hit@10 | seconds |")
+    # a maxent row holds its difference from the dot row of the same oracle and w, per user, with its paired SE
+    for dot, maxent in zip(rows[0::2], rows[1::2]):
+        for m in ("ndcg@10", "hit@10"):
+            assert abs(maxent[f"{m} vs dot"] - (maxent[m] - dot[m])) <= 1.01e-4  # RecBole rounds to 4 places
+            assert maxent[f"{m} vs dot se"] >= 0 and f"{m} vs dot" not in dot
+    assert any(r["hit@10 vs dot se"] > 0 for r in rows[1::2])
+    lines = out.read_text().splitlines()
+    assert lines[0] == ("| oracle | w | decoding | valid ndcg@10 | valid hit@10 | ndcg@10 − dot (paired SE) | "
+                        "hit@10 − dot (paired SE) | seconds |")
+    assert lines[3].startswith(f"| one-step | 0 | maxent | {rows[1]['ndcg@10']:.4f} | {rows[1]['hit@10']:.4f} | "
+                               f"{rows[1]['ndcg@10 vs dot']:+.4f} ({rows[1]['ndcg@10 vs dot se']:.4f}) | ")
+    assert lines[2].startswith(f"| one-step | 0 | dot | {rows[0]['ndcg@10']:.4f} | {rows[0]['hit@10']:.4f} |  |  | ")
     capsys.readouterr()
     with pytest.raises(SystemExit):
         main(["decode", "--model_file", checkpoints["DreamRec"], "--oracles", "mean"])
     assert "oracle must be among ['one-step', 'generated'], got ['mean']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["decode", "--model_file", checkpoints["DreamRec"], "--oracles", "generated", "--decodings", "maxent-lambda"])
+    assert "decode maxent-lambda guides the one-step oracles' natural parameters" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["decode", "--model_file", checkpoints["SASRec"]])
     assert "is a SASRec checkpoint: oracles are DreamRec's" in capsys.readouterr().err
@@ -410,3 +466,26 @@ def test_decode_cli_rows_and_the_generated_dot_row_is_the_models_own_evaluation(
     with pytest.raises(SystemExit):
         main(["decode", "--model_file", checkpoints["DreamRec"], "--metrics", "ndcg@50"])
     assert "metrics ['ndcg@50'] are not evaluated for" in capsys.readouterr().err
+
+
+def test_per_user_values_average_to_recboles_metrics_and_paired_errors_are_those_of_the_differences(checkpoints):
+    """The per-user values behind a paired comparison are RecBole's own (their means are its reported metrics), and
+    the paired standard error is that of the per-user differences, not of either metric."""
+    import numpy as np
+
+    from recbole_dreamrec.evaluation import Checkpoint, paired_difference
+
+    checkpoint = Checkpoint(checkpoints["SASRec"])
+    names = ["ndcg@10", "hit@10", "mrr@20", "recall@20", "ndcg@20"]
+    values, users = checkpoint.user_metrics(checkpoint.valid_data, names)
+    assert values == checkpoint.metrics(checkpoint.valid_data)
+    for name in names:
+        assert len(users[name]) == checkpoint.valid_data.sample_size
+        assert round(float(users[name].mean()), 4) == values[name]
+    assert set(np.unique(users["hit@10"])) <= {0.0, 1.0} and (users["ndcg@10"] <= users["hit@10"]).all()
+    # the difference of two rankings of the same users: its noise is that of the per-user differences
+    a, b = np.array([1.0, 0.0, 1.0, 1.0]), np.array([1.0, 0.0, 0.0, 1.0])
+    assert paired_difference(a, b) == (0.25, 0.25)  # differences 0, 0, 1, 0: mean 1/4, std 1/2, / sqrt(4)
+    assert paired_difference(a, a) == (0.0, 0.0)
+    with pytest.raises(Exception, match="not a top-k metric"):
+        checkpoint.user_metrics(checkpoint.valid_data, ["ndcg@50"])
