@@ -88,9 +88,18 @@ class DistributedMixin:
         if cpu_distributed:
             self.distributed_model = torch.nn.parallel.DistributedDataParallel(self.model)
         if not config["single_spec"]:
-            names = [self.saved_model_file]
-            torch.distributed.broadcast_object_list(names, src=0)
-            self.saved_model_file = names[0]
+            self._take_rank0_checkpoint_name()
+
+    def _take_rank0_checkpoint_name(self):
+        names = [self.saved_model_file]
+        torch.distributed.broadcast_object_list(names, src=0)
+        self.saved_model_file = names[0]
+
+    def fit(self, *args, **kwargs):
+        result = super().fit(*args, **kwargs)
+        if not self.config["single_spec"]:
+            self._take_rank0_checkpoint_name()  # rank 0 claims its name on disk at its first write (a suffix, maybe)
+        return result
 
 
 class UniqueCheckpointMixin:
@@ -100,13 +109,25 @@ class UniqueCheckpointMixin:
     within the same second in one ``checkpoint_dir`` (the seeds of an ablation or a sweep on a fast machine) got the
     same name, and the later run silently wrote its weights over the earlier run's checkpoint, whose record then
     pointed at the wrong model. A name that a checkpoint (best, last or partly written) on disk or a trainer built
-    earlier in this process already has gets a suffix: ``<model>-<time>-2.pth``, ``-3``, ... Runs started by
-    separate processes in the same second, before either has written anything, can still meet.
+    earlier in this process already has gets a suffix: ``<model>-<time>-2.pth``, ``-3``, ...
+
+    Runs started by separate processes in the same second (two ``compare.py`` commands side by side) see no file of
+    the other's when they are built, so the name is also claimed on disk before this process first writes a
+    checkpoint (best or last): an empty ``<name>.pth.partial`` created exclusively, which only one process can do
+    (the write then replaces it); a process that finds it, or the other's checkpoints, takes the next suffix. A
+    trainer that never writes (evaluation) leaves nothing behind.
     """
 
     def __init__(self, config, model):
         super().__init__(config, model)
         self.saved_model_file = _unique_checkpoint_name(self.saved_model_file)
+        self._checkpoint_name_claimed = False
+
+    def _claim_checkpoint_name(self):
+        """Claim ``saved_model_file`` on disk (or the next free name) once, before this trainer's first write."""
+        if not self._checkpoint_name_claimed:
+            self.saved_model_file = _claim_checkpoint_name(self.saved_model_file)
+            self._checkpoint_name_claimed = True
 
 
 _CHECKPOINT_NAMES_GIVEN = set()
@@ -130,6 +151,24 @@ def _unique_checkpoint_name(path):
         candidate = f"{stem}-{number}"
     _CHECKPOINT_NAMES_GIVEN.add(candidate)
     return f"{candidate}.pth"
+
+
+def _claim_checkpoint_name(path):
+    """``path`` (a best checkpoint's name) or the next free ``-2``, ``-3``, ... name, claimed for this process by
+    creating ``<name>.pth.partial`` exclusively (``O_EXCL``: of two processes one succeeds)."""
+    stem = _checkpoint_stem(path)
+    candidate, number = stem, 1
+    while True:
+        if not any(os.path.exists(f"{candidate}{end}") for end in (".pth", ".last.pth")):
+            try:
+                with open(f"{candidate}.pth.partial", "x"):
+                    pass
+                _CHECKPOINT_NAMES_GIVEN.add(candidate)
+                return f"{candidate}.pth"
+            except FileExistsError:
+                pass
+        number += 1
+        candidate = f"{stem}-{number}"
 
 
 def _writes_checkpoints(trainer):
@@ -174,6 +213,8 @@ class SafetyMixin:
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not _writes_checkpoints(self):
             return
+        if "saved_model_file" not in kwargs:
+            self._claim_checkpoint_name()
         target = kwargs.pop("saved_model_file", self.saved_model_file)
         partial = f"{target}.partial"
         config, self.config = self.config, _single_process_config(self.config)
@@ -319,6 +360,7 @@ class ResumableMixin:
             torch.distributed.all_gather_object(states, rng_state(train_data))
         if not _writes_checkpoints(self):
             return
+        self._claim_checkpoint_name()  # the last checkpoint's name follows the best one's
         state = {
             "config": _single_process_config(self.config),
             "epoch": epoch,
@@ -354,6 +396,7 @@ class ResumableMixin:
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint["best_valid_result"]
         self.saved_model_file = checkpoint["best_model_file"]
+        self._checkpoint_name_claimed = True  # the resumed run's own name (its files are there)
         self._resumed = True
         states = checkpoint["rng"]
         states = [states] if isinstance(states, dict) else states  # files from before per-process states

@@ -109,6 +109,49 @@ def test_runs_started_in_the_same_second_keep_their_own_checkpoints(tiny_config_
     assert [load(run["model_file"])["config"]["seed"] for run in (first, second)] == [1, 2]
 
 
+def test_runs_of_two_processes_started_in_the_same_second_keep_their_own_checkpoints(tiny_config_dict, in_tmp_dir,
+                                                                                      monkeypatch):
+    """Two compare.py commands started in the same second (two seeds on ml-1m, session 12) were each built before
+    the other had written anything, took one name, and the second seed's record tested the first seed's weights. The
+    name is claimed on disk at the first write: the later writer takes ``-2``, best and last checkpoint alike."""
+    import recbole.trainer.trainer as recbole_trainer
+    from recbole.data import data_preparation
+
+    from recbole_dreamrec import trainer as trainers
+    from recbole_dreamrec.checks import load_dataset
+    from recbole_dreamrec.trainer import instrument
+    from recbole_dreamrec.utils import get_trainer
+
+    monkeypatch.setattr(recbole_trainer, "get_local_time", lambda: "Nov-29-2026_19-33-35")
+
+    def build(seed):
+        monkeypatch.setattr(trainers, "_CHECKPOINT_NAMES_GIVEN", set())  # another process: nothing given here yet
+        config = Config("DreamRec", "ml-100k-tiny", config_dict={**tiny_config_dict, "seed": seed})
+        train_data, _, _ = data_preparation(config, load_dataset(config))
+        trainer = instrument(get_trainer(config["MODEL_TYPE"], "DreamRec"))(config, DreamRec(config, train_data._dataset))
+        return trainer, train_data
+
+    (first, first_data), (second, second_data) = build(1), build(2)
+    assert first.saved_model_file == second.saved_model_file  # neither has written: the same name when built
+    second._save_last_checkpoint(0, second_data)  # the second process writes first (a last checkpoint)
+    first._save_checkpoint(0)
+    second._save_checkpoint(0)
+    assert Path(second.saved_model_file).name == "DreamRec-Nov-29-2026_19-33-35.pth"
+    assert Path(first.saved_model_file).name == "DreamRec-Nov-29-2026_19-33-35-2.pth"
+    assert Path(first.last_model_file).name == "DreamRec-Nov-29-2026_19-33-35-2.last.pth"
+    for trainer in (first, second):  # each file holds its own run's weights
+        saved = torch.load(trainer.saved_model_file, weights_only=False)
+        assert saved["config"]["seed"] == trainer.config["seed"]
+        torch.testing.assert_close(saved["state_dict"], trainer.model.state_dict())
+    assert torch.load(second.last_model_file, weights_only=False)["config"]["seed"] == 2
+    assert not list(Path(first.saved_model_file).parent.glob("*.partial"))  # the claims were replaced by the writes
+    # a trainer that never writes (evaluation) claims nothing
+    third, _ = build(3)
+    assert sorted(p.name for p in Path(third.saved_model_file).parent.glob("DreamRec-Nov-29-2026_19-33-35*")) == [
+        "DreamRec-Nov-29-2026_19-33-35-2.pth", "DreamRec-Nov-29-2026_19-33-35.last.pth",
+        "DreamRec-Nov-29-2026_19-33-35.pth"]
+
+
 def test_download_runs_in_a_single_process_and_offline_failure_is_clear(tiny_data_path, tmp_path, in_tmp_dir,
                                                                           monkeypatch):
     monkeypatch.setattr(recbole_dataset, "decide_download", lambda url: True)
