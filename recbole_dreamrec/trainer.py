@@ -106,21 +106,17 @@ class UniqueCheckpointMixin:
     """A best-checkpoint name no other run has taken.
 
     RecBole names the best checkpoint ``<model>-<local time, to the second>.pth``. Two runs of one model that start
-    within the same second in one ``checkpoint_dir`` (the seeds of an ablation or a sweep on a fast machine) got the
-    same name, and the later run silently wrote its weights over the earlier run's checkpoint, whose record then
-    pointed at the wrong model. A name that a checkpoint (best, last or partly written) on disk or a trainer built
-    earlier in this process already has gets a suffix: ``<model>-<time>-2.pth``, ``-3``, ...
-
-    Runs started by separate processes in the same second (two ``compare.py`` commands side by side) see no file of
-    the other's when they are built, so the name is also claimed on disk before this process first writes a
-    checkpoint (best or last): an empty ``<name>.pth.partial`` created exclusively, which only one process can do
-    (the write then replaces it); a process that finds it, or the other's checkpoints, takes the next suffix. A
-    trainer that never writes (evaluation) leaves nothing behind.
+    within the same second in one ``checkpoint_dir`` (the seeds of an ablation on a fast machine, or two
+    ``compare.py`` commands side by side) got the same name, and the later run silently wrote its weights over the
+    earlier run's checkpoint, whose record then pointed at the wrong model. So a process claims the name on disk
+    before it first writes a checkpoint (best or last): an empty ``<name>.pth.partial`` created exclusively, which
+    only one process can do (the write then replaces it). A name whose checkpoint (best or last) is there, or whose
+    claim another run made, gets the next suffix: ``<model>-<time>-2.pth``, ``-3``, ... A trainer that never writes
+    (evaluation) leaves nothing behind; a resumed run keeps the name of its checkpoints.
     """
 
     def __init__(self, config, model):
         super().__init__(config, model)
-        self.saved_model_file = _unique_checkpoint_name(self.saved_model_file)
         self._checkpoint_name_claimed = False
 
     def _claim_checkpoint_name(self):
@@ -130,27 +126,9 @@ class UniqueCheckpointMixin:
             self._checkpoint_name_claimed = True
 
 
-_CHECKPOINT_NAMES_GIVEN = set()
-
-
 def _checkpoint_stem(path):
     """A checkpoint's path without ``.pth``: ``<stem>.pth`` is the best checkpoint, ``<stem>.last.pth`` the last."""
     return path[:-4] if path.endswith(".pth") else path
-
-
-def _unique_checkpoint_name(path):
-    stem = _checkpoint_stem(path)
-
-    def taken(candidate):
-        files = (f"{candidate}.pth", f"{candidate}.pth.partial", f"{candidate}.last.pth")
-        return candidate in _CHECKPOINT_NAMES_GIVEN or any(os.path.exists(file) for file in files)
-
-    candidate, number = stem, 1
-    while taken(candidate):
-        number += 1
-        candidate = f"{stem}-{number}"
-    _CHECKPOINT_NAMES_GIVEN.add(candidate)
-    return f"{candidate}.pth"
 
 
 def _claim_checkpoint_name(path):
@@ -162,9 +140,7 @@ def _claim_checkpoint_name(path):
         if not any(os.path.exists(f"{candidate}{end}") for end in (".pth", ".last.pth")):
             try:
                 with open(f"{candidate}.pth.partial", "x"):
-                    pass
-                _CHECKPOINT_NAMES_GIVEN.add(candidate)
-                return f"{candidate}.pth"
+                    return f"{candidate}.pth"
             except FileExistsError:
                 pass
         number += 1
@@ -520,6 +496,7 @@ class _EpochCheckpoints:
 
 def instrument(trainer_class):
     """``trainer_class`` with the mixins above."""
-    # UniqueCheckpointMixin after DistributedMixin: rank 0's unique name is the one broadcast to every process
+    # only rank 0 writes, so only it claims a checkpoint name (UniqueCheckpointMixin); DistributedMixin gives that
+    # name to every process after fit
     mixins = (ResumableMixin, TimingMixin, SafetyMixin, DistributedMixin, UniqueCheckpointMixin)
     return type(trainer_class.__name__, (*mixins, trainer_class), {})

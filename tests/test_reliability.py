@@ -117,7 +117,6 @@ def test_runs_of_two_processes_started_in_the_same_second_keep_their_own_checkpo
     import recbole.trainer.trainer as recbole_trainer
     from recbole.data import data_preparation
 
-    from recbole_dreamrec import trainer as trainers
     from recbole_dreamrec.checks import load_dataset
     from recbole_dreamrec.trainer import instrument
     from recbole_dreamrec.utils import get_trainer
@@ -125,7 +124,6 @@ def test_runs_of_two_processes_started_in_the_same_second_keep_their_own_checkpo
     monkeypatch.setattr(recbole_trainer, "get_local_time", lambda: "Nov-29-2026_19-33-35")
 
     def build(seed):
-        monkeypatch.setattr(trainers, "_CHECKPOINT_NAMES_GIVEN", set())  # another process: nothing given here yet
         config = Config("DreamRec", "ml-100k-tiny", config_dict={**tiny_config_dict, "seed": seed})
         train_data, _, _ = data_preparation(config, load_dataset(config))
         trainer = instrument(get_trainer(config["MODEL_TYPE"], "DreamRec"))(config, DreamRec(config, train_data._dataset))
