@@ -177,9 +177,10 @@ class SafetyMixin:
     def _check_nan(self, loss):
         self._batch += 1
         if not torch.isfinite(loss).all():
-            kept = self.saved_model_file if os.path.isfile(self.saved_model_file) else "none written yet"
+            written = self._checkpoint_name_claimed and os.path.isfile(self.saved_model_file)  # not a namesake's
+            kept = self.saved_model_file if written else "none written yet"
             last = getattr(self, "last_model_file", None)
-            resume = f" (resume from {last} with --resume_file)" if last and os.path.isfile(last) else ""
+            resume = f" (resume from {last} with --resume_file)" if written and last and os.path.isfile(last) else ""
             raise FloatingPointError(
                 f"non-finite training loss ({loss.detach().float().cpu().tolist()}) at epoch {self._epoch}, "
                 f"batch {self._batch}; best checkpoint kept: {kept}{resume}. Try a lower learning_rate or "

@@ -143,8 +143,11 @@ def test_runs_of_two_processes_started_in_the_same_second_keep_their_own_checkpo
         torch.testing.assert_close(saved["state_dict"], trainer.model.state_dict())
     assert torch.load(second.last_model_file, weights_only=False)["config"]["seed"] == 2
     assert not list(Path(first.saved_model_file).parent.glob("*.partial"))  # the claims were replaced by the writes
-    # a trainer that never writes (evaluation) claims nothing
+    # a trainer that never writes (evaluation) claims nothing, nor does it name a namesake's files as its own
     third, _ = build(3)
+    third._epoch, third._batch = 0, 0
+    with pytest.raises(FloatingPointError, match="best checkpoint kept: none written yet. Try"):
+        third._check_nan(torch.tensor(float("nan")))
     assert sorted(p.name for p in Path(third.saved_model_file).parent.glob("DreamRec-Nov-29-2026_19-33-35*")) == [
         "DreamRec-Nov-29-2026_19-33-35-2.pth", "DreamRec-Nov-29-2026_19-33-35.last.pth",
         "DreamRec-Nov-29-2026_19-33-35.pth"]
