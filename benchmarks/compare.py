@@ -11,6 +11,9 @@ any unfinished run). To discard an unfinished run instead, delete its progress f
 continue (other settings, a redo, its checkpoint gone) starts afresh; its curve moves to ``runs/replaced/`` first.
 A progress line after every validation gives the epoch, the elapsed time and the time left.
 Any further ``--key=value`` applies to every model (e.g. ``--epochs=1`` for a smoke run, ``--data_path=DIR``).
+Checkpoints go to ``~/.recbole_dreamrec/saved`` (``$RECBOLE_DREAMREC_CHECKPOINTS`` or ``--checkpoint_dir=DIR``
+choose another folder), outside the checkout: a run continues in a fresh checkout of the project on the same
+machine (the progress files, which the checkout keeps, point there).
 """
 
 import argparse

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from recbole_dreamrec.benchmark import run_model
+from recbole_dreamrec.benchmark import run_model, with_checkpoint_dir
 from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.reporting import atomic_write_text, write_table
 
@@ -67,7 +67,7 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
             if path.is_file():
                 records.append(json.loads(path.read_text()))
                 continue
-            settings_run = {**(config_dict or {}), **settings, "seed": seed}
+            settings_run = with_checkpoint_dir({**(config_dict or {}), **settings, "seed": seed}, config_file_list)
             model = settings_run.pop("model", "DreamRec")
             log(f"[{n}/{total}] {name} seed {seed}: {settings} (elapsed {time.perf_counter() - start:.0f}s)")
             record = run_model(model, dataset, list(config_file_list), settings_run)

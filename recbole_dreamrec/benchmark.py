@@ -23,7 +23,8 @@ import yaml
 
 from recbole_dreamrec.errors import InputNotFoundError
 from recbole_dreamrec.quick_start import run_recbole_dreamrec
-from recbole_dreamrec.reporting import atomic_write_text, markdown_table, new_figure, plain, portable, write_table
+from recbole_dreamrec.reporting import (atomic_write_text, local_path, markdown_table, new_figure, plain, portable,
+                                        write_table)
 from recbole_dreamrec.utils import properties_path
 
 TABLE_METRICS = ("recall@10", "mrr@10", "ndcg@10", "hit@10", "recall@20", "mrr@20", "ndcg@20", "hit@20")
@@ -119,7 +120,27 @@ def packaged_settings(model, dataset):
 
 
 # settings that change how a run is kept, not what it computes: left out of the settings' fingerprint
-RESULT_NEUTRAL_KEYS = ("checkpoint_minutes",)
+RESULT_NEUTRAL_KEYS = ("checkpoint_minutes", "checkpoint_dir")
+
+# where compare() keeps checkpoints unless told otherwise (checkpoint_dir): outside any checkout, so that a long run
+# continues after the working tree is laid anew (RecBole's own default, saved/, lies inside it)
+DEFAULT_CHECKPOINT_DIR = os.path.join("~", ".recbole_dreamrec", "saved")
+
+
+def default_checkpoint_dir():
+    """``$RECBOLE_DREAMREC_CHECKPOINTS``, else :data:`DEFAULT_CHECKPOINT_DIR`, in this home folder."""
+    return os.path.expanduser(os.environ.get("RECBOLE_DREAMREC_CHECKPOINTS") or DEFAULT_CHECKPOINT_DIR)
+
+
+def with_checkpoint_dir(config_dict, config_file_list):
+    """``config_dict`` with a ``checkpoint_dir``: its own (``~`` expanded: RecBole does not), else, where no setting
+    file names one, :func:`default_checkpoint_dir`."""
+    settings = dict(config_dict or {})
+    if settings.get("checkpoint_dir"):
+        settings["checkpoint_dir"] = os.path.expanduser(str(settings["checkpoint_dir"]))
+    elif not any(isinstance(v, dict) and "checkpoint_dir" in v for v in setting_file_values(config_file_list)):
+        settings["checkpoint_dir"] = default_checkpoint_dir()
+    return settings
 
 
 def _without_neutral(values):
@@ -251,7 +272,8 @@ class Progress:
     def write(self):
         state = {"model": self.model, "fingerprint": self.fingerprint, "last_model_file": self.last_model_file,
                  "wall_seconds": self.wall_seconds, "sessions": self.sessions, "epoch_budget": self.epoch_budget,
-                 "valid_metric": self.valid_metric, "history": self.history}
+                 "valid_metric": self.valid_metric, "written": time.strftime("%Y-%m-%d_%H-%M-%S"),
+                 "history": self.history}
         atomic_write_text(self.path, json.dumps(portable(state), indent=1))
 
     def line(self, trainer, epoch_idx):
@@ -300,6 +322,10 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
             unfinished run, continues from its last checkpoint when the same call runs again.
         metrics (iterable[str]): the test metrics in the tables (the first two are also drawn).
 
+    Checkpoints go to ``config_dict['checkpoint_dir']`` or, where neither it nor a setting file names one, to
+    :func:`default_checkpoint_dir` (outside the checkout): the progress files under ``out_dir`` (which a checkout
+    keeps) point there, so an unfinished run continues in a fresh checkout on the same machine.
+
     Returns:
         list[dict]: the records of ``models``, in order.
     """
@@ -324,9 +350,9 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
         files = list(config_file_list) + [f for f in [model_override_file(config_dir, model)] if f]
         progress = start_progress(out_dir, model, dataset, files, config_dict, afresh, log)
         progress.on_write = lambda: write_tables(with_other_runs(records, out_dir), out_dir, dataset, metrics)
-        settings = dict(config_dict or {})
+        settings = with_checkpoint_dir(config_dict, files)
         if progress.last_model_file:
-            settings["resume_file"] = progress.last_model_file
+            settings["resume_file"] = local_path(progress.last_model_file)
             log(f"[{n}/{len(models)}] {model}: continuing from {progress.last_model_file} "
                 f"({len(progress.history)} epochs validated, {duration(progress.wall_before)} so far)")
         log(f"[{n}/{len(models)}] {model}: running with {files} (elapsed {duration(time.perf_counter() - start)})")
@@ -389,7 +415,7 @@ def start_progress(out_dir, model, dataset, files, config_dict, redo, log):
             why = "running again (redo)"
         elif before.get("fingerprint") not in same:
             why = f"the settings changed since the unfinished run in {path}"
-        elif not last or not Path(last).is_file():
+        elif not last or not Path(local_path(last)).is_file():
             why = f"the last checkpoint of the unfinished run ({last}) is gone"
         if why is not None:
             kept = set_aside_unfinished_run(path)
@@ -401,9 +427,11 @@ def start_progress(out_dir, model, dataset, files, config_dict, redo, log):
 
 def set_aside_unfinished_run(progress_file):
     """Move an unfinished run's ``runs/<Model>.progress.json`` to ``runs/replaced/<Model>-unfinished-<time>.progress
-    .json`` (where no reader of runs looks; ``<time>`` is when it was last written) and return the new path."""
+    .json`` (where no reader of runs looks; ``<time>`` is when it was last written: as the file says, else its
+    modification time, which a fresh checkout sets to the checkout's) and return the new path."""
     progress_file = Path(progress_file)
-    written = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(progress_file.stat().st_mtime))
+    written = (Progress.load(progress_file) or {}).get("written") or time.strftime(
+        "%Y-%m-%d_%H-%M-%S", time.localtime(progress_file.stat().st_mtime))
     model = progress_file.name[: -len(".progress.json")]
     target = progress_file.parent / "replaced" / f"{model}-unfinished-{written}.progress.json"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -140,7 +140,9 @@ def check_loaded_dataset(config, dataset):
 
 
 def check_model_file(path):
-    """A checkpoint to load exists (``torch.load`` alone fails with a bare ``FileNotFoundError`` traceback)."""
+    """A checkpoint to load exists (``torch.load`` alone fails with a bare ``FileNotFoundError`` traceback); a
+    record's ``~/...`` path (:func:`~recbole_dreamrec.reporting.portable_path`) is read in this home folder."""
+    path = os.path.expanduser(str(path))
     if not os.path.isfile(path):
         raise InputNotFoundError(
             f"checkpoint {str(path)!r} not found: pass the .pth file a training run saved (under checkpoint_dir, "

@@ -15,6 +15,7 @@ from recbole.utils import init_logger, init_seed, set_color
 from recbole_dreamrec import errors
 from recbole_dreamrec.checks import check_dataset_source, load_dataset
 from recbole_dreamrec.config import Config, check_gpus_for_processes
+from recbole_dreamrec.data import train_loader
 from recbole_dreamrec.errors import UserError
 from recbole_dreamrec.trainer import instrument
 from recbole_dreamrec.utils import get_model, get_trainer
@@ -130,6 +131,7 @@ def _train_and_test(config, saved, verbose, progress=None):
     init_seed(training_seed(config), config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
+    train_data = train_loader(config, train_data)  # DreamRec's training windows, where asked for
 
     # training and evaluation
     trainer = instrument(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)

@@ -33,17 +33,32 @@ def plain(value):
 def portable_path(path, root=None):
     """An absolute ``path`` written so that it means the same on another machine.
 
-    A path inside the installed RecBole package (its bundled datasets) becomes ``<recbole>/...``; any other path
-    becomes relative to ``root`` (the working directory by default: the project folder when the benchmark scripts
-    run from a checkout). Relative paths are returned as they are.
+    A path inside the installed RecBole package (its bundled datasets) becomes ``<recbole>/...``; a path inside
+    ``root`` (the working directory by default: the project folder when the benchmark scripts run from a checkout)
+    becomes relative to it; a path elsewhere in the home folder (long runs' checkpoints, kept outside the checkout)
+    becomes ``~/...``, which :func:`local_path` reads back; any other path becomes relative to ``root``. Relative
+    paths are returned as they are.
     """
     if not os.path.isabs(path):
         return path
     path = os.path.normpath(path)
     recbole_dir = os.path.dirname(os.path.abspath(recbole.__file__))
-    if os.path.commonpath([path, recbole_dir]) == recbole_dir:
+    if _inside(path, recbole_dir):
         return "/".join([RECBOLE_MARKER, *Path(os.path.relpath(path, recbole_dir)).parts])
-    return os.path.relpath(path, os.path.abspath(root or os.getcwd()))
+    root = os.path.abspath(root or os.getcwd())
+    home = os.path.expanduser("~")
+    if not _inside(path, root) and home not in ("~", "/") and _inside(path, home):
+        return "/".join(["~", *Path(os.path.relpath(path, home)).parts])
+    return os.path.relpath(path, root)
+
+
+def _inside(path, folder):
+    return os.path.commonpath([path, os.path.abspath(folder)]) == os.path.abspath(folder)
+
+
+def local_path(path):
+    """A path as :func:`portable_path` wrote it, on this machine: ``~/...`` in this user's home folder."""
+    return None if path is None else os.path.expanduser(str(path))
 
 
 def portable(value, root=None):

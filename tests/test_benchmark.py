@@ -4,6 +4,7 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -246,6 +247,46 @@ def test_compare_continues_an_interrupted_model_to_the_same_result(tiny_config_d
     assert json.loads((out / "runs" / "DreamRec.json").read_text())["test"] == full["test"]
 
 
+def test_compare_continues_in_a_fresh_checkout_from_checkpoints_outside_it(tiny_config_dict, tmp_path, monkeypatch):
+    """compare keeps checkpoints under the home folder by default, and its progress file (which a checkout keeps)
+    names them as ``~/...``: a run interrupted in one checkout continues in a fresh one that has only the progress
+    file, and ends as the uninterrupted run does."""
+    home, first, second = tmp_path / "home", tmp_path / "checkout-1", tmp_path / "checkout-2"
+    for folder in (home, first, second):
+        folder.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("RECBOLE_DREAMREC_CHECKPOINTS", raising=False)
+    settings = {k: v for k, v in tiny_config_dict.items() if k != "checkpoint_dir"}
+    shared = write_yaml(tmp_path / "tiny.yaml", {**settings, "epochs": 3, "stopping_step": 10})
+    monkeypatch.chdir(first)
+    full = compare(["DreamRec"], "ml-100k-tiny", [shared], "full", config_dict={"checkpoint_dir": str(tmp_path / "s")},
+                   log=lambda line: None)[0]
+
+    def interrupt_at_second_epoch(line):
+        if "epoch 2/3" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compare(["DreamRec"], "ml-100k-tiny", [shared], "results", log=interrupt_at_second_epoch)
+    progress = first / "results" / "runs" / "DreamRec.progress.json"
+    state = json.loads(progress.read_text())
+    assert state["last_model_file"].startswith("~/.recbole_dreamrec/saved/DreamRec-")
+    assert not list(first.rglob("*.pth"))  # nothing the next checkout would lose
+
+    # a fresh checkout: the committed progress file alone, the first checkout gone
+    (second / "results" / "runs").mkdir(parents=True)
+    (second / "results" / "runs" / "DreamRec.progress.json").write_text(progress.read_text())
+    shutil.rmtree(first)
+    monkeypatch.chdir(second)
+    logs = []
+    resumed = compare(["DreamRec"], "ml-100k-tiny", [shared], "results", log=logs.append)[0]
+    assert any(f"continuing from {state['last_model_file']} (2 epochs validated" in line for line in logs)
+    assert resumed["test"] == full["test"] and resumed["sessions"] == 2
+    assert [h["valid_score"] for h in resumed["history"]] == [h["valid_score"] for h in full["history"]]
+    assert resumed["model_file"].startswith("~/.recbole_dreamrec/saved/")
+    assert Path(os.path.expanduser(resumed["model_file"])).is_file()
+
+
 @pytest.mark.slow
 def test_compare_continues_a_model_stopped_within_its_first_epoch(tiny_config_dict, in_tmp_dir, monkeypatch):
     """Stopped in the middle of its first epoch (before any validation), a model continues from the checkpoint
@@ -337,17 +378,21 @@ def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_
     # other settings, or a redo, or the last checkpoint gone (a new machine) start afresh; the curve of the run not
     # continued moves to runs/replaced/ (the new run would overwrite its progress file at its first validation)
     path, replaced = in_tmp_dir / "runs" / "GRU4Rec.progress.json", in_tmp_dir / "runs" / "replaced"
+    written = Progress.load(path)["written"]  # when it was written: a fresh checkout's files all have its mtime
     os.utime(path, (0, 0))
     changed = start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 20}, False, logs.append)
     assert changed.last_model_file is None and changed.history == [] and "settings changed" in logs[-1]
-    kept = replaced / ("GRU4Rec-unfinished-" + time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(0)) + ".progress.json")
+    kept = replaced / f"GRU4Rec-unfinished-{written}.progress.json"
     assert str(kept) in logs[-1] and "its 2 validated epochs are kept" in logs[-1] and not path.exists()
     assert Progress.load(kept)["sessions"] == 2 and [h["valid_score"] for h in Progress.load(kept)["history"]] == [
         0.10, 0.11]
     assert unfinished_runs(in_tmp_dir) == []  # nor do the tables read it as a run
     gone = "the last checkpoint of the unfinished run (last.pth) is gone"
     for redo, settings, why in [(True, {"epochs": 10}, "running again (redo)"), (False, {"epochs": 10}, gone)]:
-        os.replace(kept, path)
+        state = Progress.load(kept)
+        state.pop("written", None)  # a file written before the time was kept in it: its modification time names it
+        path.write_text(json.dumps(state))
+        kept.unlink()
         os.utime(path, (60, 60))
         if not redo:
             Path("last.pth").unlink()

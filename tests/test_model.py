@@ -90,13 +90,14 @@ def test_forward_equals_sasrec_encoder_gathered_at_last_position(data, n_layers)
     torch.testing.assert_close(h, model.gather_indexes(full, item_seq_len - 1), rtol=1e-4, atol=1e-5)
 
 
-def test_transformer_layer_at_any_index(data):
+def test_transformer_layer_at_any_indexes(data):
     model = make_model(data).eval()
     layer = model.trm_encoder.layer[0]
     hidden = torch.randn(4, 6, model.hidden_size)
-    mask = model.get_attention_mask(torch.ones(4, 6, dtype=torch.long))
-    index = torch.tensor([0, 5, 2, 3])
-    expected = layer(hidden, mask)[torch.arange(4), index]
+    item_seq = torch.tensor([[1] * 6, [1] * 6, [1, 1, 1, 0, 0, 0], [1] * 6])
+    mask = model.get_attention_mask(item_seq)
+    index = torch.tensor([[0, 5], [2, 2], [1, 2], [3, 4]])  # two positions a row, in any order, repeated
+    expected = layer(hidden, mask)[torch.arange(4).unsqueeze(1), index]
     torch.testing.assert_close(transformer_layer_at(layer, hidden, mask, index), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -318,12 +319,19 @@ def test_paper_encoder_equals_the_whole_sequence_block_at_the_last_position():
     item_seq = torch.tensor([[3, 4, 5, 0, 0], [7, 0, 0, 0, 0], [1, 2, 3, 4, 5]])
     item_seq_len = torch.tensor([3, 1, 5])
     input_emb = torch.randn(3, 5, 8)
-    h = encoder(input_emb, item_seq, item_seq_len)
+    h = encoder(input_emb, item_seq, (item_seq_len - 1).unsqueeze(1)).squeeze(1)
     torch.testing.assert_close(h, reference_paper_encoder(encoder, input_emb, item_seq, item_seq_len))
     # padding embeddings do not reach h
     noisy = input_emb.clone()
     noisy[item_seq == 0] += 100.0
-    torch.testing.assert_close(encoder(noisy, item_seq, item_seq_len), h)
+    torch.testing.assert_close(encoder(noisy, item_seq, (item_seq_len - 1).unsqueeze(1)).squeeze(1), h)
+    # at an earlier position: the block over the first items alone
+    earlier = encoder(input_emb, item_seq, torch.tensor([[0, 1], [0, 0], [1, 3]]))
+    for row, positions in enumerate([[0, 1], [0, 0], [1, 3]]):
+        for column, position in enumerate(positions):
+            prefix = torch.where(torch.arange(5) <= position, item_seq[row], 0).unsqueeze(0)
+            expected = reference_paper_encoder(encoder, input_emb[row : row + 1], prefix, torch.tensor([position + 1]))
+            torch.testing.assert_close(earlier[row, column], expected[0])
 
 
 def test_paper_encoder_model_trains_and_keeps_torch_default_init(data):

@@ -13,7 +13,7 @@ import yaml
 import recbole
 from recbole_dreamrec import benchmark
 from recbole_dreamrec.errors import MissingDependencyError
-from recbole_dreamrec.reporting import new_figure, portable
+from recbole_dreamrec.reporting import local_path, new_figure, portable
 
 ROOT = Path(__file__).resolve().parents[1]
 ABSOLUTE = re.compile(r"""(^|["'\s:\[])(/|[A-Za-z]:\\)\w""")
@@ -47,6 +47,22 @@ def test_portable_paths(in_tmp_dir):
         "config": {"data_path": "<recbole>/dataset_example/ml-100k", "other": os.path.join("..", "data"),
                    "files": ["a.yaml"], "sampler": "ddpm", "n": 3},
     }
+
+
+def test_portable_paths_in_the_home_folder(tmp_path, monkeypatch):
+    """A path in the home folder outside the working directory is written ``~/...`` (a checkout moved or laid anew
+    on the same machine still finds it); one inside the working directory stays relative to it, also when the
+    working directory is in the home folder."""
+    home = tmp_path / "home"
+    checkout = home / "project"
+    checkout.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(checkout)
+    saved = str(home / ".recbole_dreamrec" / "saved" / "m.pth")
+    assert portable({"a": saved, "b": str(checkout / "saved" / "n.pth"), "c": str(tmp_path / "x")}) == {
+        "a": "~/.recbole_dreamrec/saved/m.pth", "b": os.path.join("saved", "n.pth"),
+        "c": os.path.join("..", "..", "x")}
+    assert local_path("~/.recbole_dreamrec/saved/m.pth") == saved
 
 
 def test_compare_writes_no_absolute_path(in_tmp_dir, monkeypatch):

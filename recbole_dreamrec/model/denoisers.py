@@ -29,7 +29,11 @@ class SinusoidalStepEmbedding(nn.Module):
 
 
 class StepEmbedding(nn.Sequential):
-    """Sinusoidal step embedding followed by ``Linear(H, 2H) - GELU - Linear(2H, H)``."""
+    """Sinusoidal step embedding followed by ``Linear(H, 2H) - GELU - Linear(2H, H)``.
+
+    A batch holds at most T distinct steps (one, in sampling), so the network runs once per distinct step and its
+    rows are spread to the batch: ``[B] -> [B H]`` at the cost of ``[min(B, T)]``.
+    """
 
     def __init__(self, hidden_size):
         super().__init__(
@@ -38,6 +42,10 @@ class StepEmbedding(nn.Sequential):
             nn.GELU(),
             nn.Linear(hidden_size * 2, hidden_size),
         )
+
+    def forward(self, t):
+        steps, inverse = torch.unique(t, return_inverse=True)  # [U], [B]
+        return super().forward(steps)[inverse]  # [B H]
 
 
 class _ConcatDenoiser(nn.Module):

@@ -20,10 +20,11 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 
+from recbole_dreamrec.data import WINDOW_TARGETS_FIELD
 from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.model.denoisers import build_denoiser
 from recbole_dreamrec.model.diffusion import GaussianDiffusion, get_beta_schedule
-from recbole_dreamrec.model.encoders import PaperEncoder
+from recbole_dreamrec.model.encoders import GRUEncoder, PaperEncoder
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
 from recbole_dreamrec.model.noise import KeyedNoise, history_keys
 from recbole_dreamrec.model.samplers import build_sampler, classifier_free_guidance
@@ -31,24 +32,42 @@ from recbole_dreamrec.model.settings import check_config
 
 
 def transformer_layer_at(layer, hidden_states, attention_mask, index):
-    r"""Output of a RecBole ``TransformerLayer`` at one position per row, ``[B H]``.
+    r"""Output of a RecBole ``TransformerLayer`` at some positions of each row: ``index`` ``[B C]`` -> ``[B C H]``.
 
     Equal to ``layer(hidden_states, attention_mask)`` gathered at ``index``: a position's output depends on the
     other positions only through the attention keys and values, so the queries, attention and feed-forward layer
-    are computed for the gathered positions alone (about L times less work in the last layer).
+    are computed for the gathered positions alone (L / C times less work in the last layer).
     """
     mha = layer.multi_head_attention
-    rows = torch.arange(hidden_states.size(0), device=hidden_states.device)
-    query_input = hidden_states[rows, index].unsqueeze(1)  # [B 1 H]
-    query = mha.transpose_for_scores(mha.query(query_input)).permute(0, 2, 1, 3)  # [B heads 1 d]
+    rows = torch.arange(hidden_states.size(0), device=hidden_states.device).unsqueeze(1)  # [B 1]
+    query_input = hidden_states[rows, index]  # [B C H]
+    query = mha.transpose_for_scores(mha.query(query_input)).permute(0, 2, 1, 3)  # [B heads C d]
     key = mha.transpose_for_scores(mha.key(hidden_states)).permute(0, 2, 3, 1)  # [B heads d L]
     value = mha.transpose_for_scores(mha.value(hidden_states)).permute(0, 2, 1, 3)  # [B heads L d]
-    mask = attention_mask[rows, :, index].unsqueeze(2)  # [B 1 1 L]
-    scores = torch.matmul(query, key) / mha.sqrt_attention_head_size + mask  # [B heads 1 L]
+    mask = attention_mask[:, 0][rows, index].unsqueeze(1)  # [B 1 C L]
+    scores = torch.matmul(query, key) / mha.sqrt_attention_head_size + mask  # [B heads C L]
     probs = mha.attn_dropout(mha.softmax(scores))
-    context = torch.matmul(probs, value).permute(0, 2, 1, 3).reshape(query_input.shape)  # [B 1 H]
-    attention_output = mha.LayerNorm(mha.out_dropout(mha.dense(context)) + query_input)  # [B 1 H]
-    return layer.feed_forward(attention_output).squeeze(1)  # [B H]
+    context = torch.matmul(probs, value).permute(0, 2, 1, 3).reshape(query_input.shape)  # [B C H]
+    attention_output = mha.LayerNorm(mha.out_dropout(mha.dense(context)) + query_input)  # [B C H]
+    return layer.feed_forward(attention_output)  # [B C H]
+
+
+def window_positions(item_seq_len, window_targets):
+    r"""The loss positions of training windows (:mod:`recbole_dreamrec.data`): row b's last ``window_targets[b]``
+    real positions, as ``[B C]`` positions (C the largest count; shorter rows' first entries repeat a real position)
+    and a ``[B C]`` mask of the ones that count."""
+    count = int(window_targets.max())
+    offsets = torch.arange(-count, 0, device=item_seq_len.device)  # [C]: -C .. -1
+    positions = (item_seq_len.unsqueeze(1) + offsets).clamp(min=0)  # [B C]
+    counts = offsets.unsqueeze(0) >= -window_targets.unsqueeze(1)  # [B C]
+    return positions, counts
+
+
+def next_items(item_seq, item_seq_len, target):
+    r"""The item each position of a window predicts, ``[B L]``: item j + 1 of the row's history at position j, the
+    row's own target at its last real position (0 after it)."""
+    following = torch.cat([item_seq[:, 1:], item_seq.new_zeros(item_seq.size(0), 1)], dim=1)  # [B L]
+    return following.scatter(1, (item_seq_len - 1).unsqueeze(1), target.unsqueeze(1))  # [B L]
 
 
 def drop_guidance(h, null_guidance, uncond_prob):
@@ -112,6 +131,8 @@ class DreamRec(SequentialRecommender):
         self.encoder_type = config["encoder_type"]
         if self.encoder_type == "paper":
             self.paper_encoder = PaperEncoder(self.hidden_size, self.n_heads, self.hidden_dropout_prob)
+        elif self.encoder_type == "gru":
+            self.gru_encoder = GRUEncoder(self.hidden_size, self.n_layers, self.hidden_dropout_prob)
         else:
             self.trm_encoder = TransformerEncoder(
                 n_layers=self.n_layers,
@@ -170,7 +191,7 @@ class DreamRec(SequentialRecommender):
         return self.item_codes if self.separate_codes else self.item_embedding.weight
 
     def _init_weights(self, module):
-        """Initialize the encoder and denoiser weights as RecBole's SASRec does."""
+        """Initialize the encoder and denoiser weights as RecBole's SASRec does (a GRU's as GRU4Rec does)."""
         if isinstance(module, (nn.Linear, nn.Embedding)):
             module.weight.data.normal_(mean=0.0, std=self.initializer_range)
         elif isinstance(module, nn.LayerNorm):
@@ -178,38 +199,67 @@ class DreamRec(SequentialRecommender):
             module.weight.data.fill_(1.0)
         if isinstance(module, nn.Linear) and module.bias is not None:
             module.bias.data.zero_()
+        if isinstance(module, nn.GRU):  # as RecBole's GRU4Rec
+            for name, weight in module.named_parameters():
+                if name.startswith("weight"):
+                    nn.init.xavier_uniform_(weight)
 
     def forward(self, item_seq, item_seq_len):
-        """The guidance vector h: the Transformer's output at the last real position of the history.
+        """The guidance vector h ``[B H]``: the encoder's output at the last real position of the history.
 
         Same value as SASRec's ``trm_encoder(...)[-1]`` gathered at ``item_seq_len - 1``, computed faster.
         """
+        return self.encode(item_seq, item_seq_len, (item_seq_len - 1).unsqueeze(1)).squeeze(1)  # [B H]
+
+    def encode(self, item_seq, item_seq_len, positions):
+        """The encoder's output at ``positions`` ``[B C]`` of each row, ``[B C H]``.
+
+        Every encoder is causal: position j sees the items at positions 0 .. j only, so its output is the guidance
+        vector of the history made of the row's first j + 1 items (what :meth:`forward` gives that history).
+        """
+        if self.encoder_type == "gru":
+            return self.gru_encoder(self.item_embedding(item_seq), positions)  # [B C H]
         position_ids = torch.arange(item_seq.size(1), dtype=torch.long, device=item_seq.device)
         position_ids = position_ids.unsqueeze(0).expand_as(item_seq)  # [B L]
         input_emb = self.item_embedding(item_seq) + self.position_embedding(position_ids)  # [B L H]
         if self.encoder_type == "paper":
-            return self.paper_encoder(input_emb, item_seq, item_seq_len)  # [B H]
+            return self.paper_encoder(input_emb, item_seq, positions)  # [B C H]
         input_emb = self.dropout(self.LayerNorm(input_emb))
 
         extended_attention_mask = self.get_attention_mask(item_seq)  # [B 1 L L]
         hidden_states = input_emb
         for layer in self.trm_encoder.layer[:-1]:
             hidden_states = layer(hidden_states, extended_attention_mask)  # [B L H]
-        # only h is needed: the last layer runs at the last real position alone
+        # the last layer runs at the asked positions alone
         return transformer_layer_at(
-            self.trm_encoder.layer[-1], hidden_states, extended_attention_mask, item_seq_len - 1
-        )  # [B H]
+            self.trm_encoder.layer[-1], hidden_states, extended_attention_mask, positions
+        )  # [B C H]
 
-    def calculate_loss(self, interaction):
+    def training_targets(self, interaction):
+        """The guidance vectors ``[M H]`` and the target items ``[M]`` of a training batch.
+
+        A batch of RecBole's rows holds one target per row (M = B); a batch of training windows
+        (:mod:`recbole_dreamrec.data`) holds ``window_targets`` per row, the last positions of the window: position
+        j's history is the window's first j + 1 items, its target the next item (the row's own at the end).
+        """
         item_seq = interaction[self.ITEM_SEQ]
         item_seq_len = interaction[self.ITEM_SEQ_LEN]
-        h = self.forward(item_seq, item_seq_len)  # [B H]
-        h = drop_guidance(h, self.null_guidance, self.uncond_prob)  # [B H]
+        target = interaction[self.POS_ITEM_ID]
+        if WINDOW_TARGETS_FIELD not in interaction:
+            return self.forward(item_seq, item_seq_len), target  # [B H], [B]
+        positions, counts = window_positions(item_seq_len, interaction[WINDOW_TARGETS_FIELD])  # [B C], [B C]
+        h = self.encode(item_seq, item_seq_len, positions)  # [B C H]
+        targets = next_items(item_seq, item_seq_len, target).gather(1, positions)  # [B C]
+        return h[counts], targets[counts]  # [M H], [M]
 
-        x_start = self.codes[interaction[self.POS_ITEM_ID]]  # [B D]
+    def calculate_loss(self, interaction):
+        h, target = self.training_targets(interaction)  # [M H], [M]
+        h = drop_guidance(h, self.null_guidance, self.uncond_prob)  # [M H]
+
+        x_start = self.codes[target]  # [M D]
         if self.detach_target:
             x_start = x_start.detach()
-        t = self.diffusion.sample_timesteps(x_start.shape[0], x_start.device)  # [B]
+        t = self.diffusion.sample_timesteps(x_start.shape[0], x_start.device)  # [M]
         return self.diffusion.training_loss(
             lambda x_t, step: self.denoiser(x_t, h, step), x_start, t, loss_type=self.diffusion_loss_type
         )

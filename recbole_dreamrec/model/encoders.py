@@ -1,17 +1,20 @@
-"""Guidance encoders for DreamRec: the history's item embeddings -> the guidance vector h at its last real position.
+"""Guidance encoders for DreamRec: the history's item embeddings -> the guidance vector h at chosen positions.
 
-Two architectures, chosen by ``encoder_type``:
+Every encoder is causal (position j sees positions 0 .. j), so one pass over a window gives the guidance vector of
+each of its prefixes (the training windows of :mod:`recbole_dreamrec.data`); at the last real position it is the
+history's h. Three architectures, chosen by ``encoder_type``:
 
 - ``sasrec`` (default): RecBole's SASRec Transformer (LayerNorm and dropout on the embedding sum, post-LN layers,
   GELU feed-forward of ``inner_size``), implemented in :class:`recbole_dreamrec.model.dreamrec.DreamRec` so that
-  its value equals ``SASRec``'s encoder gathered at the last position.
+  its value equals ``SASRec``'s encoder gathered at the same positions.
 - ``paper``: the one-block encoder of the DreamRec authors' code (:class:`PaperEncoder`), for the faithful preset.
+- ``gru``: RecBole's GRU4Rec encoder (:class:`GRUEncoder`).
 """
 
 import torch
 from torch import nn
 
-ENCODER_TYPES = ("sasrec", "paper")
+ENCODER_TYPES = ("sasrec", "paper", "gru")
 
 
 class PaperEncoder(nn.Module):
@@ -55,23 +58,49 @@ class PaperEncoder(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.n_heads, -1).transpose(1, 2)
 
-    def forward(self, input_emb, item_seq, item_seq_len):
+    def forward(self, input_emb, item_seq, positions):
         """``input_emb`` ``[B L H]`` (item + position embeddings), ``item_seq`` ``[B L]`` (0 = padding),
-        ``item_seq_len`` ``[B]`` -> h ``[B H]``."""
-        rows = torch.arange(item_seq.shape[0], device=item_seq.device)
-        last = item_seq_len - 1  # [B]
+        ``positions`` ``[B C]`` (real positions; the history's last is ``item_seq_len - 1``) -> h ``[B C H]``."""
+        rows = torch.arange(item_seq.shape[0], device=item_seq.device).unsqueeze(1)  # [B 1]
         real = (item_seq != 0).unsqueeze(-1).to(input_emb.dtype)  # [B L 1]
         seq = self.emb_dropout(input_emb) * real  # [B L H]
-        query_input = self.query_norm(seq[rows, last]).unsqueeze(1)  # [B 1 H]
-        query = self._heads(self.query(query_input))  # [B heads 1 d]
+        query_input = self.query_norm(seq[rows, positions])  # [B C H]
+        query = self._heads(self.query(query_input))  # [B heads C d]
         key, value = self._heads(self.key(seq)), self._heads(self.value(seq))  # [B heads L d]
-        scores = torch.matmul(query, key.transpose(-1, -2)) / self.hidden_size**0.5  # [B heads 1 L]
-        positions = torch.arange(item_seq.shape[1], device=item_seq.device)
-        visible = (item_seq != 0) & (positions.unsqueeze(0) <= last.unsqueeze(1))  # [B L]: real, not in the future
-        scores = scores.masked_fill(~visible[:, None, None, :], -1e9)
+        scores = torch.matmul(query, key.transpose(-1, -2)) / self.hidden_size**0.5  # [B heads C L]
+        keys = torch.arange(item_seq.shape[1], device=item_seq.device)
+        # real and not in the future of the query's position
+        visible = (item_seq != 0).unsqueeze(1) & (keys.view(1, 1, -1) <= positions.unsqueeze(-1))  # [B C L]
+        scores = scores.masked_fill(~visible.unsqueeze(1), -1e9)
         probs = self.attn_dropout(torch.softmax(scores, dim=-1))
-        context = torch.matmul(probs, value).transpose(1, 2).reshape(query_input.shape)  # [B 1 H]
-        attended = self.ff_in_norm(context + query_input)  # [B 1 H]
+        context = torch.matmul(probs, value).transpose(1, 2).reshape(query_input.shape)  # [B C H]
+        attended = self.ff_in_norm(context + query_input)  # [B C H]
         ff = self.ff_dropout(self.ff_outer(torch.relu(self.ff_inner(attended))))
-        out = self.ff_norm(ff + attended) * real[rows, last].unsqueeze(1)  # [B 1 H]
-        return self.out_norm(out).squeeze(1)  # [B H]
+        out = self.ff_norm(ff + attended) * real[rows, positions]  # [B C H]
+        return self.out_norm(out)  # [B C H]
+
+
+class GRUEncoder(nn.Module):
+    r"""RecBole's GRU4Rec encoder (Hidasi et al. 2016; Tan et al. 2016): dropout on the item embeddings, a GRU of
+    ``n_layers`` layers of width H, and a linear layer, read at the asked positions. No position embeddings: the
+    recurrence orders the items.
+
+    Args:
+        hidden_size (int): H, the size of the item embeddings, the GRU state and h.
+        n_layers (int): GRU layers.
+        dropout_prob (float): dropout on the item embeddings.
+    """
+
+    def __init__(self, hidden_size, n_layers, dropout_prob):
+        super().__init__()
+        self.emb_dropout = nn.Dropout(dropout_prob)
+        self.gru = nn.GRU(hidden_size, hidden_size, num_layers=n_layers, bias=False, batch_first=True)
+        self.dense = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, item_emb, positions):
+        """``item_emb`` ``[B L H]``, ``positions`` ``[B C]`` -> h ``[B C H]`` (padding after the real items is
+        never read: the GRU runs left to right)."""
+        rows = torch.arange(item_emb.shape[0], device=item_emb.device).unsqueeze(1)  # [B 1]
+        last = int(positions.max()) + 1  # the GRU need not run past the last position asked for
+        output, _ = self.gru(self.emb_dropout(item_emb[:, :last]))  # [B last H]
+        return self.dense(output[rows, positions])  # [B C H]
