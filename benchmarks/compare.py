@@ -29,9 +29,17 @@ from recbole_dreamrec.errors import add_debug_flag, main_guard  # noqa: E402
 
 @main_guard
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--dataset", "-d", default="ml-100k")
-    parser.add_argument("--models", default="DreamRec,SASRec,GRU4Rec,BERT4Rec,NARM,STAMP,Caser,Pop")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Any further --key=value is a RecBole or DreamRec setting for every model (e.g. --epochs=1, "
+               "--data_path=DIR, --checkpoint_dir=DIR). Re-running the same command skips finished models and "
+               "continues an unfinished one from its last checkpoint.")
+    parser.add_argument("--dataset", "-d", default="ml-100k",
+                        help="dataset name: ml-100k (bundled with RecBole), ml-1m, any folder DIR/<name>/ with "
+                             "--data_path=DIR (default ml-100k)")
+    parser.add_argument("--models", default="DreamRec,SASRec,GRU4Rec,BERT4Rec,NARM,STAMP,Caser,Pop",
+                        help="comma-separated model names: DreamRec and any RecBole model, as RecBole spells them "
+                             "(default %(default)s)")
     parser.add_argument("--config_files", default=None, help="shared setting, space separated")
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<dataset>)")
     parser.add_argument("--redo", default="", help="comma separated models to run again, or 'all'")

@@ -54,10 +54,21 @@ def check_dataset_source(config):
 
 
 def check_atomic_header(config, path):
-    """The id columns of an atomic file are declared as tokens (RecBole fails obscurely on other types)."""
+    """The id columns (and the time column the time-ordered split needs) are in the atomic file's header, the ids
+    declared as tokens (RecBole fails with a bare ``KeyError`` on a missing column, obscurely on other types)."""
     with open(path, encoding="utf-8") as f:
         header = f.readline().rstrip("\n").split(config["field_separator"])
     declared = dict(column.split(":", 1) for column in header if ":" in column)
+    needed = {config["USER_ID_FIELD"]: ("USER_ID_FIELD", "token", ""),
+              config["ITEM_ID_FIELD"]: ("ITEM_ID_FIELD", "token", "")}
+    if (config["eval_args"] or {}).get("order") == "TO" and not config["benchmark_filename"]:
+        needed[config["TIME_FIELD"]] = ("TIME_FIELD", "float", " (needed for eval_args.order: TO)")
+    for field, (key, kind, why) in needed.items():
+        if field not in declared:
+            raise DataError(
+                f"{path.name}: no column {field!r}{why} in the header {header}; name it '{field}:{kind}' there, or "
+                f"set --{key}=<the column's name>"
+            )
     for field in (config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]):
         if field in declared and declared[field] != "token":
             raise DataError(

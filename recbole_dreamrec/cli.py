@@ -13,7 +13,11 @@ def parse_args(argv=None):
         tuple: the parsed namespace and a ``config_dict`` of the extra ``--key=value`` settings (values are strings;
         RecBole's ``Config`` converts them as it does for its own command line).
     """
-    parser = argparse.ArgumentParser(description="Train and evaluate DreamRec or any RecBole model.")
+    parser = argparse.ArgumentParser(
+        description="Train and evaluate DreamRec or any RecBole model (RecBole's data, splits and evaluators).",
+        epilog="Any setting of RecBole or of the model can be given as --key=value (e.g. --epochs=50, "
+               "--guidance_weight=4, --hidden_size=256, --data_path=DIR); every DreamRec setting is listed with its "
+               "default in properties/model/DreamRec.yaml.")
     parser.add_argument("--model", "-m", type=str, default="DreamRec", help="model name (plugin or RecBole)")
     parser.add_argument("--dataset", "-d", type=str, default="ml-100k", help="dataset name")
     parser.add_argument("--config_files", type=str, default=None, help="config files, space separated")

@@ -15,7 +15,8 @@ from recbole_dreamrec.utils import get_model, properties_path
 class Config(RecBoleConfig):
     """RecBole's configurator with three additions, in increasing priority below user settings:
 
-    1. models are looked up plugin-first (:func:`recbole_dreamrec.utils.get_model`);
+    1. models are looked up plugin-first (:func:`recbole_dreamrec.utils.get_model`), and a ``data_path`` given for
+       ml-100k is honoured (RecBole always reads its bundled copy);
     2. ``properties/overall.yaml`` (evaluation defaults shared by every model run through the plugin),
        ``properties/dataset/<dataset>.yaml`` (e.g. the columns to load for ml-1m, which RecBole ships no file for)
        and ``properties/model/<Model>.yaml`` (the plugin's model defaults) are loaded after RecBole's own files;
@@ -74,6 +75,13 @@ class Config(RecBoleConfig):
             if path.is_file():
                 self._update_internal_config_dict(str(path))
 
+    def _set_default_parameters(self):
+        super()._set_default_parameters()
+        # RecBole points ml-100k at its bundled copy whatever data_path says: a data_path given is honoured
+        given = self.external_config_dict.get("data_path")
+        if self.dataset == "ml-100k" and given is not None:
+            self.final_config_dict["data_path"] = os.path.join(str(given), self.dataset)
+
     def _init_device(self):
         settings = self.final_config_dict
         if "local_rank" not in settings:
@@ -97,7 +105,11 @@ class Config(RecBoleConfig):
 
 def check_plugin_settings(config):
     """Raise :class:`~recbole_dreamrec.errors.ConfigError` for an invalid plugin-wide setting
-    (``properties/overall.yaml``, every model)."""
+    (``properties/overall.yaml``, every model) or a RecBole setting RecBole itself does not check."""
+    for key in ("epochs", "train_batch_size", "eval_batch_size"):
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
     minutes = config["checkpoint_minutes"]
     if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0):
         raise ConfigError(f"checkpoint_minutes must be a number >= 0 (0: after each epoch only), got {minutes!r}")

@@ -1,7 +1,8 @@
 """Hyper-parameter search from files with RecBole's ``HyperTuning`` and the plugin's objective function.
 
 Each trial runs :func:`recbole_dreamrec.quick_start.objective_function`. A trial that fails (for example a NaN
-loss or an invalid setting) is recorded with its reason and the search goes on. The results are written as a
+loss or an invalid setting) is recorded with its reason and the search goes on; a failure every trial would share
+(the data missing, a failed download, a data set filtered to nothing) ends the search with that one error. The results are written as a
 ranked Markdown table, a CSV file, the best parameters as a YAML file and RecBole's own result file.
 """
 
@@ -12,13 +13,14 @@ from pathlib import Path
 
 import yaml
 
-from recbole_dreamrec.checks import check_dataset_source
+from recbole_dreamrec.checks import load_dataset
 from recbole_dreamrec.config import Config
-from recbole_dreamrec.errors import ConfigError, InputNotFoundError, MissingDependencyError
+from recbole_dreamrec.errors import ConfigError, DataError, DownloadError, InputNotFoundError, MissingDependencyError
 from recbole_dreamrec.quick_start import objective_function
 from recbole_dreamrec.reporting import plain, write_table
 
 ALGOS = ("exhaustive", "random", "bayes")
+SHARED_FAILURES = (DataError, DownloadError, InputNotFoundError)  # the data's, not a trial's settings
 
 
 def require_hyperopt():
@@ -48,6 +50,8 @@ class TrialRecorder:
             if not math.isfinite(result["best_valid_score"]):
                 raise ValueError(f"non-finite best valid score {result['best_valid_score']}")
             row.update(status="ok", error="", **_scores(result))
+        except SHARED_FAILURES:
+            raise  # the next trial would fail the same way
         except Exception as error:  # a failed trial must not end the search
             bigger = self._valid_score_bigger(config_dict, config_file_list)
             result = {
@@ -134,9 +138,9 @@ def tune(model, dataset, params_file, config_file_list=None, algo="exhaustive", 
         raise ConfigError(f"algo must be one of {list(ALGOS)}, got {algo!r}")
     if not Path(params_file).is_file():
         raise InputNotFoundError(f"params_file {params_file!r} does not exist")
-    # settings and data that every trial shares are checked once, here: a missing dataset is one message, not a
-    # search whose every trial failed
-    check_dataset_source(Config(model=model, dataset=dataset, config_file_list=config_file_list))
+    # settings and data that every trial shares are checked once, here: a missing dataset, a failed download or
+    # a data set filtered to nothing is one message, not a search whose every trial failed (a download happens here)
+    load_dataset(Config(model=model, dataset=dataset, config_file_list=config_file_list))
     output_file = output_file or f"hyper_results/{model}-{dataset}.result"
     recorder = TrialRecorder(model, dataset, saved=saved)
     tuner = HyperTuning(

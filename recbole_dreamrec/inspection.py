@@ -87,8 +87,9 @@ class Inspector:
             generator = torch.Generator().manual_seed(seed)
             items = items[torch.randperm(len(items), generator=generator)[:max_items]]
         dist = torch.cdist(items, items)  # [N N]
-        off_diagonal = dist[~torch.eye(len(items), dtype=torch.bool)]
-        nearest = dist.masked_fill(torch.eye(len(items), dtype=torch.bool), float("inf")).min(dim=1).values
+        diagonal = torch.eye(len(items), dtype=torch.bool, device=dist.device)
+        off_diagonal = dist[~diagonal]
+        nearest = dist.masked_fill(diagonal, float("inf")).min(dim=1).values
         return {"median_pairwise": off_diagonal.median().item(), "median_nearest_neighbour": nearest.median().item()}
 
 
@@ -224,8 +225,9 @@ def embedding_map(model_files, out_png, users=100, method="tsne", seed=0):
             inter = inspector.test_data._dataset.inter_feat
             n = min(users, len(inter))
             rows = torch.randperm(len(inter), generator=torch.Generator().manual_seed(seed))[:n]
-            oracles = inspector.model.generate(inter[inspector.model.ITEM_SEQ][rows],
-                                               inter[inspector.model.ITEM_SEQ_LEN][rows]).cpu().numpy()
+            device = inspector.real_items().device
+            oracles = inspector.model.generate(inter[inspector.model.ITEM_SEQ][rows].to(device),
+                                               inter[inspector.model.ITEM_SEQ_LEN][rows].to(device)).cpu().numpy()
         points = project(np.concatenate([items, oracles]), method, seed)
         panels.append({"model": inspector.config["model"], "items": points[: len(items)],
                        "oracles": points[len(items):], "popularity": popularity})

@@ -1,5 +1,6 @@
 """Quick-start API: one training-and-evaluation path shared by the CLI, hyper-parameter tuning and the tests."""
 
+import logging
 import os
 import sys
 from logging import getLogger
@@ -9,7 +10,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from recbole.data import data_preparation
-from recbole.quick_start import load_data_and_model  # noqa: F401  (re-exported: works for DreamRec checkpoints)
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_dreamrec import errors
@@ -79,12 +79,17 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         "offset": group_offset,
     }
     queue = mp.get_context("spawn").SimpleQueue()
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")
+    level = spawn_log.level
+    spawn_log.setLevel(logging.ERROR)  # not "Terminating process ... via signal SIGTERM" after a process failed
     try:
         mp.spawn(_run_rank, args=(model, dataset, config_file_list, config_dict, saved, queue), nprocs=nproc,
                  join=True)
     except mp.ProcessRaisedException:
         raise_user_error_of_a_process(queue)  # a user error is one message, as in one process
         raise
+    finally:
+        spawn_log.setLevel(level)
     return None if queue.empty() else queue.get()
 
 
@@ -107,6 +112,47 @@ def raise_user_error_of_a_process(queue):
         item = queue.get()
         if "user_error" in item:
             raise getattr(errors, item["user_error"], UserError)(item["message"]) from None
+
+
+def load_data_and_model(model_file, device=None):
+    r"""RecBole's ``load_data_and_model`` for a checkpoint of any model run through the plugin, on this machine.
+
+    As RecBole's: the checkpoint's config, its data (filtered and split again) and the model with its weights; but a
+    checkpoint written on a GPU also loads where no GPU is (the weights are read onto the CPU and the model built
+    there), and ``device`` (``'cpu'``, ``'cuda:1'``, ...) chooses another device than the one it was trained on.
+
+    Returns:
+        tuple: ``config, model, dataset, train_data, valid_data, test_data``.
+    """
+    checkpoint = torch.load(model_file, map_location="cpu", weights_only=False)
+    config = checkpoint["config"]
+    config["device"] = checkpoint_device(config["device"], device)
+    if config["device"].type == "cpu":
+        config["use_gpu"] = False
+    check_dataset_source(config)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+    dataset = load_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, model.to(config["device"]), dataset, train_data, valid_data, test_data
+
+
+def checkpoint_device(saved, asked=None):
+    """The device to load a checkpoint onto: ``asked`` if given; else the one it was saved from, unless that is a
+    GPU this machine does not have (then the CPU)."""
+    if asked is not None:
+        return torch.device(asked)
+    saved = torch.device(saved)
+    if saved.type == "cuda" and not (torch.cuda.is_available() and (saved.index or 0) < torch.cuda.device_count()):
+        return torch.device("cpu")
+    return saved
 
 
 def objective_function(config_dict=None, config_file_list=None, saved=True):
@@ -150,8 +196,7 @@ def _train_and_test(config, saved, verbose, progress=None):
     if not config["single_spec"]:
         dist.destroy_process_group()
 
-    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
-    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(set_color("result", "yellow") + "\n" + result_table(best_valid_result, test_result))
     return {
         "model": config["model"],
         "best_valid_score": best_valid_score,
@@ -168,6 +213,19 @@ def _train_and_test(config, saved, verbose, progress=None):
         "valid_cpu_seconds": _mean(trainer.eval_cpu_seconds[:-1]),  # the last evaluation is the test
         "eval_seconds": trainer.eval_seconds[-1] if trainer.eval_seconds else None,
     }
+
+
+def result_table(best_valid_result, test_result):
+    """The run's result as a plain table: a column per metric, a row for the best validation and one for the test
+    (a run that never validated has no validation row)."""
+    rows = [(name, result) for name, result in (("best valid", best_valid_result), ("test", test_result)) if result]
+    if not rows:
+        return "(no result)"
+    metrics = list(rows[0][1])
+    width = max(10, *(len(m) for m in metrics))
+    lines = [" " * 10 + "".join(f"{m:>{width + 2}}" for m in metrics)]
+    lines += [f"{name:<10}" + "".join(f"{float(result[m]):>{width + 2}.4f}" for m in metrics) for name, result in rows]
+    return "\n".join(lines)
 
 
 def training_seed(config):

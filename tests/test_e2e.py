@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from recbole_dreamrec import run_recbole_dreamrec
+from recbole_dreamrec import load_data_and_model, run_recbole_dreamrec
 from recbole_dreamrec.cli import main, parse_args
+from recbole_dreamrec.quick_start import checkpoint_device
+from recbole_dreamrec.trainer import instrument
+from recbole_dreamrec.utils import get_trainer
 
 METRICS = {"recall@10", "ndcg@10", "mrr@10", "hit@10", "ndcg@20"}
 
@@ -93,6 +96,17 @@ def test_item_embedding_norm_in_the_log_and_tensorboard(dreamrec_run_and_log, ru
     assert scalars[-1].value == pytest.approx(final[1:].norm(dim=-1).mean().item(), rel=1e-6)  # padding excluded
 
 
+def test_a_run_ends_with_its_result_as_a_plain_table(dreamrec_run_and_log):
+    result, messages = dreamrec_run_and_log
+    header, valid, test = messages[-1].splitlines()[-3:]
+    metrics = header.split()
+    assert metrics == list(result["test_result"])
+    assert valid.split()[:2] == ["best", "valid"] and test.split()[0] == "test"
+    assert [float(v) for v in valid.split()[2:]] == [round(float(result["best_valid_result"][m]), 4) for m in metrics]
+    assert [float(v) for v in test.split()[1:]] == [round(float(result["test_result"][m]), 4) for m in metrics]
+    assert not any("OrderedDict" in m or "np.float64" in m for m in messages[-3:])
+
+
 def test_checkpoint_reloads_with_recbole_load_data_and_model(dreamrec_run, tmp_path, package_env):
     """A fresh process, RecBole's own loader: same test metrics as right after training."""
     out = subprocess.run(
@@ -106,6 +120,41 @@ def test_checkpoint_reloads_with_recbole_load_data_and_model(dreamrec_run, tmp_p
     assert out.returncode == 0, out.stderr[-3000:]
     reloaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert reloaded == pytest.approx({k: float(v) for k, v in dreamrec_run["test_result"].items()})
+
+
+def test_a_checkpoint_saved_on_a_gpu_loads_and_evaluates_on_the_cpu(dreamrec_run, in_tmp_dir, monkeypatch):
+    """A checkpoint as a CUDA run writes it (its tensors tagged for ``cuda:0``, its config naming that device), in
+    torch's own format: RecBole's loader cannot read it without a GPU; the plugin's loads it onto the CPU and
+    evaluates it to the metrics of the original run."""
+    import torch.serialization
+
+    checkpoint = torch.load(dreamrec_run["model_file"], map_location="cpu", weights_only=False)
+    config = checkpoint["config"]
+    config["device"], config["use_gpu"], config["gpu_id"] = torch.device("cuda:0"), True, "0"
+    cuda_file = in_tmp_dir / "DreamRec-cuda.pth"
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")  # as a CUDA tensor's storage
+        torch.save(checkpoint, cuda_file, pickle_protocol=4)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(cuda_file, weights_only=False)  # the fixture is what a GPU writes
+    device = None if not torch.cuda.is_available() else "cpu"  # without a GPU, the CPU is chosen by itself
+    config, model, _, _, _, test_data = load_data_and_model(str(cuda_file), device=device)
+    assert config["device"] == torch.device("cpu") and next(model.parameters()).device.type == "cpu"
+    trainer = instrument(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
+    result = trainer.evaluate(test_data, load_best_model=False)
+    assert dict(result) == pytest.approx({k: float(v) for k, v in dreamrec_run["test_result"].items()})
+
+
+def test_checkpoint_device_choice(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert checkpoint_device(torch.device("cuda:0")) == torch.device("cpu")
+    assert checkpoint_device("cpu") == torch.device("cpu")
+    assert checkpoint_device(torch.device("cuda:0"), "cuda:1") == torch.device("cuda:1")  # asked for: as asked
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert checkpoint_device(torch.device("cuda:0")) == torch.device("cuda:0")
+    assert checkpoint_device(torch.device("cuda:1")) == torch.device("cpu")  # a GPU this machine lacks
 
 
 def test_recbole_baseline_through_the_same_entry_point(tiny_config_dict, in_tmp_dir):

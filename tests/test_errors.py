@@ -112,3 +112,58 @@ def test_user_errors_are_still_the_builtin_exceptions():
     assert issubclass(ConfigError, ValueError) and issubclass(DataError, ValueError)
     assert issubclass(InputNotFoundError, FileNotFoundError) and issubclass(DownloadError, ConnectionError)
     assert issubclass(MissingDependencyError, ImportError)
+
+
+@pytest.mark.parametrize("setting", ["--epochs=-1", "--epochs=0", "--train_batch_size=0", "--eval_batch_size=-5"])
+def test_settings_that_would_train_nothing_are_refused(tmp_path, capsys, setting):
+    """``--epochs=-1`` used to train nothing, save the untrained model and print its metrics as a result."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([setting, "--model=Pop", f"--data_path={tmp_path}"])
+    assert exit_info.value.code == EXIT_USER_ERROR
+    key, value = setting[2:].split("=")
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"conftest.py: error: {key} must be an integer >= 1, got {value}"]  # (the program name is sys.argv[0])
+
+
+def test_an_atomic_file_without_the_item_column_is_one_line(tmp_path):
+    """A custom dataset whose header names the item column otherwise (``item:token``) ended in RecBole's 187-line
+    ``KeyError: 'item_id'`` traceback."""
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    (folder / "mydata.inter").write_text("user_id:token\titem:token\ttimestamp:float\n1\t5\t10\n1\t6\t11\n")
+    out = run_script(["--dataset=mydata", f"--data_path={tmp_path}", "--epochs=1"], cwd=tmp_path)
+    assert out.returncode == EXIT_USER_ERROR and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "run_recbole_dreamrec.py: error: mydata.inter: no column 'item_id' in the header ['user_id:token', "
+        "'item:token', 'timestamp:float']; name it 'item_id:token' there, or set --ITEM_ID_FIELD=<the column's name>"]
+
+
+def test_data_path_is_honoured_for_ml_100k(tmp_path):
+    """RecBole reads its bundled ml-100k whatever ``data_path`` says; the plugin reads the one asked for."""
+    from recbole_dreamrec import Config
+
+    assert Config("Pop", "ml-100k", config_dict={"data_path": str(tmp_path)})["data_path"] == str(tmp_path / "ml-100k")
+    assert Config("Pop", "ml-100k")["data_path"].endswith(os.path.join("dataset_example", "ml-100k"))
+    with pytest.raises(UserError, match=f"dataset 'ml-100k' is not in {tmp_path}/ml-100k"):
+        from recbole_dreamrec.checks import load_dataset
+
+        load_dataset(Config("Pop", "ml-100k", config_dict={"data_path": str(tmp_path)}))
+
+
+def test_tuning_on_data_every_trial_would_fail_on_is_one_message(tiny_config_dict, tmp_path, capsys, monkeypatch):
+    """A data set filtered to nothing (likewise a missing or undownloadable one) is reported once, before the
+    search, instead of a search whose every trial is recorded as failed."""
+    monkeypatch.chdir(tmp_path)
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text("".join(f"{k}: {v!r}\n" for k, v in tiny_config_dict.items() if k != "load_col")
+                     + "user_inter_num_interval: '[100000,inf)'\n")
+    space = tmp_path / "space.hyper"
+    space.write_text("guidance_weight choice [1.0,2.0]\n")
+    with pytest.raises(SystemExit) as exit_info:
+        hyper_cli.main(["--dataset=ml-100k-tiny", f"--config_files={fixed}", f"--params_file={space}"])
+    assert exit_info.value.code == EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{os.path.basename(sys.argv[0])}: error: dataset 'ml-100k-tiny': no interactions left after "
+                   "filtering ({'val_interval': None, 'user_inter_num_interval': '[100000,inf)', "
+                   "'item_inter_num_interval': '[0,inf)'})"]
+    assert not (tmp_path / "hyper_results").exists()  # no search ran

@@ -16,6 +16,8 @@ from recbole_dreamrec.model.dreamrec import transformer_layer_at
 from recbole_dreamrec.model.encoders import PaperEncoder
 from recbole_dreamrec.utils import properties_path
 
+from helpers import first_batch, make_dreamrec
+
 
 @pytest.fixture(scope="module")
 def data(tiny_config_dict):
@@ -25,21 +27,7 @@ def data(tiny_config_dict):
     return config, train_data, test_data
 
 
-def make_model(data, **overrides):
-    config, train_data, _ = data
-    saved = {key: config[key] for key in overrides}
-    for key, value in overrides.items():
-        config[key] = value
-    try:
-        init_seed(0, True)
-        return DreamRec(config, train_data._dataset)
-    finally:
-        for key, value in saved.items():
-            config[key] = value
-
-
-def first_batch(loader):
-    return next(iter(loader))
+make_model = make_dreamrec
 
 
 def test_defaults_come_from_the_model_yaml(data):

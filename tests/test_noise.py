@@ -20,6 +20,29 @@ def test_mix32_matches_the_reference_hash_in_plain_integers():
     assert mix32(torch.tensor(values)).tolist() == [reference(v) for v in values]
 
 
+def reference_mix32(x):  # lowbias32 with Python's unbounded integers
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def test_history_keys_match_their_definition_in_plain_integers():
+    """The whole-batch keys equal the documented formula computed one row and one position at a time."""
+    generator = torch.Generator().manual_seed(1)
+    seq = torch.randint(0, 2**31, (20, 7), generator=generator)
+    length = torch.randint(1, 8, (20,), generator=generator)
+    seed = 2**32 + 5  # only its low 32 bits count
+    expected = []
+    for row, n in zip(seq.tolist(), length.tolist()):
+        total = sum(reference_mix32(reference_mix32(item) ^ reference_mix32(j + 0x9E3779B9)) for j, item in
+                    enumerate(row[:n]))
+        key = reference_mix32((seed & 0xFFFFFFFF) ^ reference_mix32(n))
+        expected.append(reference_mix32(key ^ (total & 0xFFFFFFFF)))
+    assert history_keys(seq, length, seed).tolist() == expected
+
+
 def test_keys_depend_on_seed_items_and_length_but_not_on_padding():
     seq = torch.tensor([[5, 7, 0, 0], [5, 7, 9, 0], [7, 5, 0, 0], [5, 7, 3, 3]])
     length = torch.tensor([2, 3, 2, 2])

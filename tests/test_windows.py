@@ -7,11 +7,13 @@ from recbole.data import create_dataset, data_preparation
 from recbole.model.sequential_recommender import GRU4Rec
 from recbole.utils import init_seed
 
-from recbole_dreamrec import Config, DreamRec
+from recbole_dreamrec import Config
 from recbole_dreamrec.data import WINDOW_TARGETS_FIELD, WindowTrainDataLoader, train_loader, window_dataset, window_rows
 from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.model.denoisers import StepEmbedding
 from recbole_dreamrec.model.dreamrec import next_items, window_positions
+
+from helpers import make_dreamrec
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +24,7 @@ def data(tiny_config_dict):
     return config, train_data, test_data
 
 
-def make_model(data, **overrides):
-    config, train_data, _ = data
-    saved = {key: config[key] for key in overrides}
-    config.final_config_dict.update(overrides)
-    try:
-        init_seed(0, True)
-        return DreamRec(config, train_data._dataset)
-    finally:
-        config.final_config_dict.update(saved)
+make_model = make_dreamrec
 
 
 def test_window_rows_by_hand():

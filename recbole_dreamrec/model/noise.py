@@ -33,18 +33,25 @@ def mix32(x):
     return x ^ (x >> 16)
 
 
-def history_keys(item_seq, item_seq_len, seed):
-    """One 32-bit key per row from the seed, the history's length and its item ids, ``[B]`` int64.
+POSITION_SALT = 0x9E3779B9  # (the golden ratio's 32-bit constant) keeps position 0's hash away from item ids
 
-    Only the real items count (positions ``< item_seq_len``), so the padding length does not change the key.
+
+def history_keys(item_seq, item_seq_len, seed):
+    """One 32-bit key per row from the seed, the history's length and its item ids in their positions, ``[B]``
+    int64, computed for all positions at once:
+
+    ``mix32(mix32(seed ^ mix32(n)) ^ (sum_{j < n} mix32(mix32(item_j) ^ mix32(j + salt)) mod 2^32))``
+
+    Only the real items count (positions ``< item_seq_len``), so the padding length does not change the key; each
+    item is hashed with its position, so the same items in another order give another key.
     """
     item_seq, item_seq_len = item_seq.long(), item_seq_len.long()
     keys = mix32(torch.full_like(item_seq_len, int(seed) & MASK32) ^ mix32(item_seq_len & MASK32))  # [B]
-    positions = torch.arange(item_seq.shape[1], device=item_seq.device)
-    for j in range(item_seq.shape[1]):
-        mixed = mix32(keys ^ (item_seq[:, j] & MASK32))
-        keys = torch.where(positions[j] < item_seq_len, mixed, keys)
-    return keys
+    positions = torch.arange(item_seq.shape[1], device=item_seq.device)  # [L]
+    position_hash = mix32((positions + POSITION_SALT) & MASK32)  # [L]
+    terms = mix32(mix32(item_seq & MASK32) ^ position_hash)  # [B L]
+    terms = torch.where(positions < item_seq_len.unsqueeze(1), terms, torch.zeros_like(terms))
+    return mix32(keys ^ (terms.sum(dim=1) & MASK32))  # [B]: at most L * 2^32, exact in int64
 
 
 class KeyedNoise:
