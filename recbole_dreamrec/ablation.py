@@ -5,8 +5,9 @@ A variants file is YAML mapping a variant's name to its settings (``model`` may 
     defaults: {}
     lr-0.001: {learning_rate: 0.001}
 
-Each (variant, seed) run is written at once to ``<out>/runs/<variant>__seed<seed>.json`` and skipped when run again,
-so an interrupted ablation resumes. ``results.md``/``results.csv`` list every run; ``summary.md``/``summary.csv``
+Each (variant, seed) run is written at once to ``<out>/runs/<variant>__seed<seed>.json`` and skipped when run again;
+a run in progress keeps ``runs/<variant>__seed<seed>.progress.json`` (its last checkpoint, outside the checkout by
+default, and its validation curve), so an interrupted ablation continues where it stopped, as ``compare.py`` does. ``results.md``/``results.csv`` list every run; ``summary.md``/``summary.csv``
 the mean over seeds per variant, with the binomial standard error of the test hit rate so that ties are visible.
 Selection is on the validation columns only; the test columns are reported, never used to choose.
 """
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from recbole_dreamrec.benchmark import run_model, with_checkpoint_dir
+from recbole_dreamrec.benchmark import run_model, start_progress, with_checkpoint_dir
 from recbole_dreamrec.errors import ConfigError
-from recbole_dreamrec.reporting import atomic_write_text, write_table
+from recbole_dreamrec.reporting import atomic_write_text, local_path, write_table
 
 
 def load_variants(path, only=None):
@@ -69,12 +70,19 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
                 continue
             settings_run = with_checkpoint_dir({**(config_dict or {}), **settings, "seed": seed}, config_file_list)
             model = settings_run.pop("model", "DreamRec")
+            progress = start_progress(out_dir, model, dataset, list(config_file_list), settings_run, False, log,
+                                      name=path.stem)
+            if progress.last_model_file:
+                settings_run["resume_file"] = local_path(progress.last_model_file)
+                log(f"[{n}/{total}] {name} seed {seed}: continuing from {progress.last_model_file} "
+                    f"({len(progress.history)} epochs validated)")
             log(f"[{n}/{total}] {name} seed {seed}: {settings} (elapsed {time.perf_counter() - start:.0f}s)")
-            record = run_model(model, dataset, list(config_file_list), settings_run)
+            record = progress.finish(run_model(model, dataset, list(config_file_list), settings_run, progress=progress))
             record.update(variant=name, seed=seed, settings=settings)
             record["valid_metric"] = str((record.get("config") or {}).get("valid_metric", "")).lower() or None
             record.pop("config", None)  # model_file stays (already relative): readouts re-evaluate the checkpoint
             atomic_write_text(path, json.dumps(record, indent=1))
+            progress.path.unlink(missing_ok=True)
             status = record["status"] if record["status"] != "ok" else f"test {metrics[0]} {record['test'][metrics[0]]:.4f}"
             log(f"[{n}/{total}] {name} seed {seed}: {status} in {record['wall_seconds']:.0f}s")
             records.append(record)
@@ -84,8 +92,10 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
 
 
 def finished_runs(out_dir):
-    """Every run recorded in ``<out_dir>/runs/`` (also those of other variants files or concurrent ablations)."""
-    return [json.loads(path.read_text()) for path in sorted((Path(out_dir) / "runs").glob("*__seed*.json"))]
+    """Every run recorded in ``<out_dir>/runs/`` (also those of other variants files or concurrent ablations), not
+    the progress files of unfinished ones."""
+    paths = sorted((Path(out_dir) / "runs").glob("*__seed*.json"))
+    return [json.loads(path.read_text()) for path in paths if not path.name.endswith(".progress.json")]
 
 
 def _mean(values):

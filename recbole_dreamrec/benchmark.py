@@ -399,12 +399,14 @@ def with_other_runs(records, out_dir):
     return sorted([*records, *others], key=lambda r: (r.get("finished", ""), r["model"]))
 
 
-def start_progress(out_dir, model, dataset, files, config_dict, redo, log):
-    """The :class:`Progress` of ``model``'s run: continuing an unfinished one under the same settings (its last
-    checkpoint still there), else a new one. An unfinished run that is not continued (a redo, other settings, or
-    its last checkpoint gone, e.g. on a new machine) keeps its validation curve: its progress file moves to
-    ``runs/replaced/`` (:func:`set_aside_unfinished_run`) before the new run writes its own."""
-    path = Path(out_dir) / "runs" / f"{model}.progress.json"
+def start_progress(out_dir, model, dataset, files, config_dict, redo, log, name=None):
+    """The :class:`Progress` of ``model``'s run (``runs/<name>.progress.json``, ``name`` the model's by default):
+    continuing an unfinished one under the same settings (its last checkpoint still there), else a new one. An
+    unfinished run that is not continued (a redo, other settings, or its last checkpoint gone, e.g. on a new
+    machine) keeps its validation curve: its progress file moves to ``runs/replaced/``
+    (:func:`set_aside_unfinished_run`) before the new run writes its own."""
+    name = name or model
+    path = Path(out_dir) / "runs" / f"{name}.progress.json"
     fingerprint = settings_fingerprint(model, dataset, files, config_dict)
     before = Progress.load(path)
     if before is not None:
@@ -419,10 +421,10 @@ def start_progress(out_dir, model, dataset, files, config_dict, redo, log):
             why = f"the last checkpoint of the unfinished run ({last}) is gone"
         if why is not None:
             kept = set_aside_unfinished_run(path)
-            log(f"{model}: {why}; starting afresh (its {len(before.get('history', []))} validated epochs are kept "
+            log(f"{name}: {why}; starting afresh (its {len(before.get('history', []))} validated epochs are kept "
                 f"in {kept})")
             before = None
-    return Progress(path, model, fingerprint, log, before)
+    return Progress(path, name, fingerprint, log, before)
 
 
 def set_aside_unfinished_run(progress_file):

@@ -130,6 +130,38 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
         load_script("guidance_sweep").main(["--results", str(out), "--steps", "0"])
 
 
+def test_an_interrupted_ablation_run_continues_to_the_same_result(tiny_config_dict, in_tmp_dir):
+    """A (variant, seed) run stopped after its second validation continues from its last checkpoint when the
+    ablation runs again, ends as the uninterrupted run does, and is not in the tables while unfinished."""
+    from recbole_dreamrec.ablation import finished_runs, run_ablation
+
+    settings = {k: v for k, v in tiny_config_dict.items() if k != "checkpoint_dir"}
+    shared = write_yaml(in_tmp_dir / "tiny.yaml", {**settings, "epochs": 3, "stopping_step": 10})
+    variants = {"w0": {"guidance_weight": 0.0}}
+    quiet = {"checkpoint_dir": str(in_tmp_dir / "saved-full")}
+    (full,) = run_ablation(variants, [1], "ml-100k-tiny", [shared], in_tmp_dir / "full", ["ndcg@10"],
+                           config_dict=quiet, log=lambda line: None)
+
+    def interrupt_at_second_epoch(line):
+        if "epoch 2/3" in line:
+            raise KeyboardInterrupt
+
+    out, own = in_tmp_dir / "stopped", {"checkpoint_dir": str(in_tmp_dir / "saved-stopped")}
+    with pytest.raises(KeyboardInterrupt):
+        run_ablation(variants, [1], "ml-100k-tiny", [shared], out, ["ndcg@10"], config_dict=own,
+                     log=interrupt_at_second_epoch)
+    state = json.loads((out / "runs" / "w0__seed1.progress.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [0, 1] and finished_runs(out) == []
+    logs = []
+    (resumed,) = run_ablation(variants, [1], "ml-100k-tiny", [shared], out, ["ndcg@10"], config_dict=own,
+                              log=logs.append)
+    assert any("continuing from" in line and "(2 epochs validated)" in line for line in logs)
+    assert resumed["test"] == full["test"] and resumed["best_valid"] == full["best_valid"]
+    assert resumed["sessions"] == 2 and [h["epoch"] for h in resumed["history"]] == [0, 1, 2]
+    assert not (out / "runs" / "w0__seed1.progress.json").exists()
+    assert [r["variant"] for r in finished_runs(out)] == ["w0"]
+
+
 def test_ablation_runs_variants_and_seeds_resumes_and_evaluates_readouts(tiny_config_dict, in_tmp_dir):
     shared = write_yaml(in_tmp_dir / "configs" / "tiny.yaml", {**tiny_config_dict, "epochs": 1})
     variants = in_tmp_dir / "variants.yaml"

@@ -24,21 +24,19 @@ def data(tiny_config_dict):
 
 
 def test_training_steps_are_uniform_over_every_step(data):
-    """``calculate_loss`` hands the denoiser steps drawn uniformly from 0 .. T - 1 (each row its own)."""
+    """``calculate_loss`` hands the denoiser steps drawn uniformly from 0 .. T - 1, each row its own."""
     model = make_dreamrec(data, timesteps=20)
     seen = []
     real = model.denoiser.forward
     model.denoiser.forward = lambda x_t, h, t: seen.append(t) or real(x_t, h, t)
-    batch = first_batch(data[1])
+    batch = first_batch(data[1]).repeat(20)  # thousands of rows, one call
     torch.manual_seed(0)
-    for _ in range(40):
-        model.calculate_loss(batch)
-    steps = torch.cat(seen)
+    model.calculate_loss(batch)
+    (steps,) = seen
     counts = torch.bincount(steps, minlength=20)
     assert len(counts) == 20 and steps.min() == 0 and steps.max() == 19
     expected = len(steps) / 20  # each count is binomial(n, 1/20): within 5 standard deviations
     assert (counts.float() - expected).abs().max() < 5 * math.sqrt(expected * (1 - 1 / 20))
-    assert len(set(seen[0].tolist())) > 10  # not one step for the whole batch
 
 
 @pytest.mark.parametrize("loss_type", ["l2", "cosine"])
@@ -71,16 +69,15 @@ def test_training_loss_equals_its_value_by_hand(data, loss_type):
 
 def test_guidance_is_dropped_at_rate_p_to_the_null_vector_alone(data):
     model = make_dreamrec(data, uncond_prob=0.25).eval()
-    batch = first_batch(data[1])
+    batch = first_batch(data[1]).repeat(40)  # thousands of rows, one call
     h = model.forward(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
     seen = []
     model.denoiser.forward = lambda x_t, guidance, t: seen.append(guidance) or x_t
     torch.manual_seed(0)
-    for _ in range(100):
-        model.calculate_loss(batch)
-    guidance = torch.stack(seen)  # [100 B H]
+    model.calculate_loss(batch)
+    (guidance,) = seen  # [B H]
     is_null = (guidance == model.null_guidance).all(-1)
-    is_h = (guidance == h.unsqueeze(0)).all(-1)
+    is_h = (guidance == h).all(-1)
     assert bool((is_null ^ is_h).all())  # every row is either its own h or the null vector
     n = is_null.numel()
     assert is_null.float().mean().item() == pytest.approx(0.25, abs=5 * math.sqrt(0.25 * 0.75 / n))
