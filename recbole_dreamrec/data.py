@@ -16,7 +16,8 @@ With a window stride S (``window_stride``) a user with n training rows k = 0 .. 
    previous chosen row (at most S), whose histories hold the last ``L - S + 1`` to L items where RecBole's rows hold
    L (same items at the end, fewer before them).
 
-So S = L trains on non-overlapping windows (the cheapest; a target's history restarts every L items) and S = 1 on
+So S = L trains on non-overlapping windows (the cheapest; a target's history restarts every L items; a larger S
+counts as L) and S = 1 on
 RecBole's (history, target) pairs exactly (one window per row after a user's first L). An epoch covers every
 training target once, as before.
 """
@@ -38,13 +39,14 @@ def window_rows(user_ids, max_len, stride):
         user_ids (numpy.ndarray): the user (or session) of each training row ``[N]``; a user's rows in their
             order in the sequence (RecBole's order: by time within a user).
         max_len (int): L, ``MAX_ITEM_LIST_LENGTH``.
-        stride (int): S, 1 <= S <= L.
+        stride (int): S >= 1; S > L counts as L.
 
     Returns:
         tuple: the chosen rows' indices ``[W]`` (int64, ascending) and their target counts ``[W]`` (they sum to N).
     """
     user_ids = np.asarray(user_ids)
     n_rows = len(user_ids)
+    stride = min(stride, max_len)
     if n_rows == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     order = np.argsort(user_ids, kind="stable")  # a user's rows together, in their order

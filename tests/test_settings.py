@@ -42,14 +42,13 @@ VALID = {
     "ddim_eta": (1.0, {}),
     "train_neg_sample_args": (None, {}),
     "learning_rate": (0.001, {}),
-    "window_stride": (20, {"MAX_ITEM_LIST_LENGTH": 20}),
+    "window_stride": (50, {"MAX_ITEM_LIST_LENGTH": 20}),  # more than L: non-overlapping windows
 }
 
 # (key, an invalid value, other settings, what the message must also say)
 INVALID = [
     ("encoder_type", "rnn", {}, r"one of \['sasrec', 'paper', 'gru'\]"),
     ("window_stride", -1, {}, "an integer >= 0"),
-    ("window_stride", 21, {"MAX_ITEM_LIST_LENGTH": 20}, "window_stride must be at most MAX_ITEM_LIST_LENGTH"),
     ("weight_init", "xavier", {}, r"one of \['normal', 'torch'\]"),
     ("code_size", -1, {}, "an integer >= 0"),
     ("svd_group_field", "", {}, "a field name"),

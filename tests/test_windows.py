@@ -148,11 +148,18 @@ def test_window_stride_zero_and_other_models_keep_recboles_loader(data, tiny_con
     assert train_loader(sasrec, train_data) is train_data
 
 
-@pytest.mark.parametrize("stride,message", [(-1, "window_stride must be an integer >= 0"),
-                                            (21, "window_stride must be at most MAX_ITEM_LIST_LENGTH")])
-def test_bad_window_stride_is_refused(tiny_config_dict, stride, message):
-    with pytest.raises(ConfigError, match=message):
-        Config(model="DreamRec", dataset="ml-100k-tiny", config_dict={**tiny_config_dict, "window_stride": stride})
+def test_bad_window_stride_is_refused(tiny_config_dict):
+    with pytest.raises(ConfigError, match="window_stride must be an integer >= 0"):
+        Config(model="DreamRec", dataset="ml-100k-tiny", config_dict={**tiny_config_dict, "window_stride": -1})
+
+
+def test_a_stride_beyond_the_window_is_the_window():
+    """S > L: non-overlapping windows, as S = L (a data set with short histories keeps a default made for long)."""
+    users = np.repeat(np.arange(4), [3, 12, 25, 7])
+    for stride in (6, 50):
+        rows, targets = window_rows(users, max_len=5, stride=stride)
+        expected_rows, expected_targets = window_rows(users, max_len=5, stride=5)
+        assert rows.tolist() == expected_rows.tolist() and targets.tolist() == expected_targets.tolist()
 
 
 def test_gru_encoder_equals_recboles_gru4rec(data, tiny_config_dict):

@@ -101,8 +101,6 @@ RULES = (
      "sampler 'ddim' needs sampling_steps <= timesteps (K <= T)"),
     (("beta_start", "beta_end"),      lambda c: c["beta_schedule"] != "linear" or c["beta_start"] < c["beta_end"],
      "the linear beta_schedule needs beta_start < beta_end"),
-    (("window_stride", "MAX_ITEM_LIST_LENGTH"), lambda c: c["window_stride"] <= c["MAX_ITEM_LIST_LENGTH"],
-     "window_stride must be at most MAX_ITEM_LIST_LENGTH (a window holds that many items)"),
     (("uncond_prob", "guidance_weight"), lambda c: c["guidance_weight"] == 0 or c["uncond_prob"] > 0,
      "guidance_weight > 0 needs uncond_prob > 0: with uncond_prob 0 the null vector that guidance subtracts is never "
      "trained (use guidance_weight: 0 for a purely conditional model)"),
