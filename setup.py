@@ -17,7 +17,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["recbole_dreamrec", "recbole_dreamrec.*"]) + ["recbole_dreamrec.properties"],
     package_dir={"recbole_dreamrec.properties": "properties"},
-    package_data={"recbole_dreamrec.properties": ["*.yaml", "*/*.yaml", "*/*.hyper"]},
+    package_data={"recbole_dreamrec.properties": ["*.yaml", "*/*.yaml", "*/*/*.yaml", "*/*.hyper"]},
     py_modules=[],
     # RecBole 1.2.1 requires ray <= 2.6.3, which has no wheels for Python >= 3.12 (recbole_dreamrec.compat)
     python_requires=">=3.9,<3.12",

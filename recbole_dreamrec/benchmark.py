@@ -95,7 +95,8 @@ def measure_cpu_cost(record, config_dict=None, epochs=1):
     defaults are held at the run's values (a default changed since, say DreamRec's ``sampling_steps``, would
     change the cost of its validations); those RecBole rewrites into a structure (``train_neg_sample_args``) are
     left to the files."""
-    model_defaults = packaged_settings(record["model"], record["dataset"])[2] or {}
+    packaged = packaged_settings(record["model"], record["dataset"])
+    model_defaults = {**(packaged[2] or {}), **(packaged[3] if len(packaged) > 3 else {})}
     ran_with = record.get("config") or {}
     settings = {k: ran_with[k] for k in model_defaults if k in ran_with and not isinstance(ran_with[k], (dict, list))}
     settings.update(config_dict or {}, epochs=epochs, eval_step=1, show_progress=False)
@@ -112,11 +113,14 @@ def setting_file_values(config_file_list):
 
 def packaged_settings(model, dataset):
     """The values of the plugin's own setting files that :class:`~recbole_dreamrec.config.Config` loads for this
-    model and dataset (``properties/overall.yaml``, ``dataset/<dataset>.yaml``, ``model/<model>.yaml``): the
-    defaults a run gets without naming them, which change with the plugin's version."""
+    model and dataset (``properties/overall.yaml``, ``dataset/<dataset>.yaml``, ``model/<model>.yaml`` and, where
+    there is one, ``dataset/<dataset>/<model>.yaml``): the defaults a run gets without naming them, which change
+    with the plugin's version."""
     paths = (properties_path("overall.yaml"), properties_path("dataset", f"{dataset}.yaml"),
              properties_path("model", f"{model}.yaml"))
-    return [setting_file_values([path])[0] if path.is_file() else None for path in paths]
+    values = [setting_file_values([path])[0] if path.is_file() else None for path in paths]
+    own = properties_path("dataset", dataset, f"{model}.yaml")  # only where there is one: older digests stay valid
+    return values + [setting_file_values([own])[0]] if own.is_file() else values
 
 
 # settings that change how a run is kept, not what it computes: left out of the settings' fingerprint

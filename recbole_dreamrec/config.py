@@ -18,8 +18,9 @@ class Config(RecBoleConfig):
     1. models are looked up plugin-first (:func:`recbole_dreamrec.utils.get_model`), and a ``data_path`` given for
        ml-100k is honoured (RecBole always reads its bundled copy);
     2. ``properties/overall.yaml`` (evaluation defaults shared by every model run through the plugin),
-       ``properties/dataset/<dataset>.yaml`` (e.g. the columns to load for ml-1m, which RecBole ships no file for)
-       and ``properties/model/<Model>.yaml`` (the plugin's model defaults) are loaded after RecBole's own files;
+       ``properties/dataset/<dataset>.yaml`` (e.g. the columns to load for ml-1m, which RecBole ships no file for),
+       ``properties/model/<Model>.yaml`` (the plugin's model defaults) and ``properties/dataset/<dataset>/<Model>.yaml``
+       (a model's defaults on one data set, e.g. DreamRec's width on ml-1m) are loaded after RecBole's own files;
     3. a model whose default ``loss_type`` is ``CE`` gets ``train_neg_sample_args: ~`` by default (RecBole 1.2.1
        otherwise refuses its own default negative sampling for CE models, e.g. ``SASRec``).
 
@@ -71,6 +72,7 @@ class Config(RecBoleConfig):
             properties_path("overall.yaml"),
             properties_path("dataset", f"{dataset}.yaml"),
             properties_path("model", f"{model}.yaml"),
+            properties_path("dataset", dataset, f"{model}.yaml"),  # a model's own settings on this data set
         ):
             if path.is_file():
                 self._update_internal_config_dict(str(path))
