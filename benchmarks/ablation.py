@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole_dreamrec.ablation import evaluate_readouts, load_variants, run_ablation  # noqa: E402
+from recbole_dreamrec.analysis.ablation import evaluate_readouts, load_variants, run_ablation  # noqa: E402
 from recbole_dreamrec.cli import extra_settings  # noqa: E402
 from recbole_dreamrec.errors import add_debug_flag, main_guard  # noqa: E402
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole_dreamrec.benchmark import TABLE_METRICS, compare  # noqa: E402
+from recbole_dreamrec.analysis.benchmark import compare  # noqa: E402
+from recbole_dreamrec.analysis.tables import TABLE_METRICS  # noqa: E402
 from recbole_dreamrec.cli import extra_settings  # noqa: E402
 from recbole_dreamrec.errors import add_debug_flag, main_guard  # noqa: E402
 

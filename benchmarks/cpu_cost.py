@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole_dreamrec.benchmark import TABLE_METRICS, measure_cpu_cost, with_other_runs, write_tables  # noqa: E402
+from recbole_dreamrec.analysis.benchmark import measure_cpu_cost, with_other_runs  # noqa: E402
+from recbole_dreamrec.analysis.tables import TABLE_METRICS, write_tables  # noqa: E402
 from recbole_dreamrec.cli import extra_settings  # noqa: E402
 from recbole_dreamrec.errors import InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
 from recbole_dreamrec.reporting import atomic_write_text  # noqa: E402

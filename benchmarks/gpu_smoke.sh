@@ -65,7 +65,7 @@ print('trained epoch 3 only; test ndcg@10', round(float(result['test_result']['n
 
 step evaluate python -c "
 import json
-from recbole_dreamrec.evaluation import evaluate_checkpoint
+from recbole_dreamrec.analysis.evaluation import evaluate_checkpoint
 run = json.load(open('resume.json'))
 (row,) = evaluate_checkpoint(run['model_file'])
 diff = max(abs(row[k] - v) for k, v in run['test'].items())

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole_dreamrec.benchmark import finished_run_files  # noqa: E402
+from recbole_dreamrec.analysis.benchmark import finished_run_files  # noqa: E402
 from recbole_dreamrec.errors import InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
-from recbole_dreamrec.evaluation import Checkpoint  # noqa: E402
+from recbole_dreamrec.analysis.evaluation import Checkpoint  # noqa: E402
 from recbole_dreamrec.reporting import write_table  # noqa: E402
 
 METRICS = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")

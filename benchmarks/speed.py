@@ -20,9 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole_dreamrec.benchmark import machine_info  # noqa: E402
+from recbole_dreamrec.reporting import machine_info  # noqa: E402
 from recbole_dreamrec.errors import InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
-from recbole_dreamrec.evaluation import evaluate_checkpoint, sampler_settings  # noqa: E402
+from recbole_dreamrec.analysis.evaluation import evaluate_checkpoint, sampler_settings  # noqa: E402
 from recbole_dreamrec.quick_start import run_recbole_dreamrec  # noqa: E402
 from recbole_dreamrec.reporting import new_figure, write_table  # noqa: E402
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole_dreamrec.benchmark import finished_run_files  # noqa: E402
+from recbole_dreamrec.analysis.benchmark import finished_run_files  # noqa: E402
 from recbole_dreamrec.errors import InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
-from recbole_dreamrec.evaluation import evaluate_history_subsets  # noqa: E402
+from recbole_dreamrec.analysis.evaluation import evaluate_history_subsets  # noqa: E402
 from recbole_dreamrec.reporting import write_table  # noqa: E402
 
 SUBSETS = ("all", "nonempty", "empty")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 from recbole.data import data_preparation  # noqa: E402
 from recbole.utils import init_seed  # noqa: E402
 
-from recbole_dreamrec.benchmark import machine_info  # noqa: E402
+from recbole_dreamrec.reporting import machine_info  # noqa: E402
 from recbole_dreamrec.checks import load_dataset  # noqa: E402
 from recbole_dreamrec.cli import extra_settings  # noqa: E402
 from recbole_dreamrec.config import Config  # noqa: E402

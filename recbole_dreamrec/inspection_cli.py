@@ -4,9 +4,9 @@ import argparse
 import json
 
 from recbole_dreamrec.errors import add_debug_flag, main_guard
-from recbole_dreamrec.evaluation import SPLITS
-from recbole_dreamrec.inspection import embedding_map, format_text, inspect_users
-from recbole_dreamrec.readout import (DECODINGS, DISTRIBUTIONS, ORACLES, code_readout, format_oracle_decoding,
+from recbole_dreamrec.analysis.evaluation import SPLITS
+from recbole_dreamrec.analysis.inspection import embedding_map, format_text, inspect_users
+from recbole_dreamrec.analysis.readout import (DECODINGS, DISTRIBUTIONS, ORACLES, code_readout, format_oracle_decoding,
                                       format_readout, oracle_decoding)
 
 

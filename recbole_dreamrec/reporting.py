@@ -1,16 +1,18 @@
 """Writing reports: Markdown and CSV tables, whole files written atomically, records as plain and portable data,
 and figures.
 
-Shared by the comparison (:mod:`recbole_dreamrec.benchmark`), tuning (:mod:`recbole_dreamrec.hyper`), the readout
+Shared by the comparison (:mod:`recbole_dreamrec.analysis.benchmark`), tuning (:mod:`recbole_dreamrec.hyper`), the readout
 table and the benchmark scripts.
 """
 
 import csv
 import os
+import platform
 import uuid
 from pathlib import Path
 
 import recbole
+import torch
 
 from recbole_dreamrec.errors import MissingDependencyError
 
@@ -116,3 +118,24 @@ def new_figure(**kwargs):
             "plots need matplotlib: pip install 'recbole-dreamrec[bench]' (or pip install matplotlib)"
         ) from error
     return Figure(**kwargs)
+
+
+def machine_info():
+    """Where a run ran: the device (the tables' grouping), the platform, torch, and the CPU's model and the vector
+    instructions torch's CPU kernels use (``AVX512``, ``AVX2``, ...): the same seeded run on another CPU can differ
+    in the last digits, which then grow over training (float sums in another order)."""
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    return {"device": device, "platform": platform.platform(), "torch": torch.__version__, "cpu": cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The CPU's model name as the kernel reports it (``/proc/cpuinfo``), else :func:`platform.processor`."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recbole_dreamrec.benchmark import compare
+from recbole_dreamrec.analysis.benchmark import compare
 from recbole_dreamrec.errors import ConfigError
-from recbole_dreamrec.evaluation import evaluate_checkpoint
+from recbole_dreamrec.analysis.evaluation import evaluate_checkpoint
 
 
 def load_script(name):
@@ -133,7 +133,7 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
 def test_an_interrupted_ablation_run_continues_to_the_same_result(tiny_config_dict, in_tmp_dir):
     """A (variant, seed) run stopped after its second validation continues from its last checkpoint when the
     ablation runs again, ends as the uninterrupted run does, and is not in the tables while unfinished."""
-    from recbole_dreamrec.ablation import finished_runs, run_ablation
+    from recbole_dreamrec.analysis.ablation import finished_runs, run_ablation
 
     settings = {k: v for k, v in tiny_config_dict.items() if k != "checkpoint_dir"}
     shared = write_yaml(in_tmp_dir / "tiny.yaml", {**settings, "epochs": 3, "stopping_step": 10})
@@ -374,7 +374,8 @@ class _FakeTrainer:
 
 
 def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_in_the_checkpoint(in_tmp_dir):
-    from recbole_dreamrec.benchmark import Progress, finished_run_files, start_progress, unfinished_rows, unfinished_runs
+    from recbole_dreamrec.analysis.benchmark import Progress, finished_run_files, start_progress
+    from recbole_dreamrec.analysis.tables import unfinished_rows, unfinished_runs
 
     logs, trainer = [], _FakeTrainer()
     progress = start_progress(in_tmp_dir, "GRU4Rec", "ml-1m", [], {"epochs": 10}, False, logs.append)
@@ -442,8 +443,8 @@ def test_progress_lines_estimate_the_time_left_and_resumed_runs_drop_epochs_not_
 
 def test_unfinished_runs_continue_across_comment_edits_and_legacy_digests_but_not_other_values(in_tmp_dir,
                                                                                              monkeypatch):
-    from recbole_dreamrec import benchmark
-    from recbole_dreamrec.benchmark import Progress, legacy_settings_fingerprints, start_progress
+    from recbole_dreamrec.analysis import benchmark
+    from recbole_dreamrec.analysis.benchmark import Progress, legacy_settings_fingerprints, start_progress
 
     packaged = in_tmp_dir / "properties"  # the plugin's own defaults for the model
     (packaged / "model").mkdir(parents=True)
@@ -498,7 +499,7 @@ def test_unfinished_runs_continue_across_comment_edits_and_legacy_digests_but_no
 def test_unfinished_runs_show_the_best_epoch_and_the_count_as_recbole_early_stopping_keeps_them(in_tmp_dir):
     """RecBole counts a validation score equal to the best as a gain: it keeps that later checkpoint and counts the
     validations without gain from there (the ml-1m DreamRec run tied 0.0827 at epochs 32 and 34)."""
-    from recbole_dreamrec.benchmark import unfinished_rows
+    from recbole_dreamrec.analysis.tables import unfinished_rows
 
     scores = [0.10, 0.12, 0.11, 0.12, 0.115]
     history = [{"epoch": i, "train_seconds": 1.0, "valid_seconds": 0.5, "valid_score": s} for i, s in enumerate(scores)]
@@ -509,7 +510,7 @@ def test_unfinished_runs_show_the_best_epoch_and_the_count_as_recbole_early_stop
 def test_the_tables_list_a_folders_runs_in_one_order_whichever_command_writes_them(in_tmp_dir):
     """Two commands sharing a folder each rebuild its tables; the rows follow the finish times (then the names), not
     the writer's own models first, so the committed tables do not change order with the last writer."""
-    from recbole_dreamrec.benchmark import with_other_runs
+    from recbole_dreamrec.analysis.benchmark import with_other_runs
 
     finished = {"GRU4Rec": "2026-11-29 10:21:53", "Pop": "2026-11-28 21:14:41", "DreamRec": "2026-11-29 04:30:35",
                 "NARM": "2026-11-29 04:30:35"}
@@ -527,7 +528,7 @@ def test_the_anytime_plot_counts_cpu_seconds_where_every_run_recorded_some():
     """CPU seconds do not depend on what else the machine ran; epochs of a run begun before they were recorded
     count at the run's mean (training per epoch, validation per validation), an entry of two epochs (eval_step 2)
     twice; a run with none keeps the whole plot on the wall clock."""
-    from recbole_dreamrec.benchmark import _has_cpu_seconds, anytime_curve, cpu_seconds_per_epoch
+    from recbole_dreamrec.analysis.tables import _has_cpu_seconds, anytime_curve, cpu_seconds_per_epoch
 
     def entry(epoch, wall, train_cpu, valid_cpu):
         return {"epoch": epoch, "train_seconds": wall, "valid_seconds": 1.0, "train_cpu_seconds": train_cpu,
@@ -549,7 +550,8 @@ def test_the_anytime_plot_counts_cpu_seconds_where_every_run_recorded_some():
 @pytest.mark.slow
 def test_cpu_cost_measures_a_run_recorded_without_cpu_seconds_and_moves_the_plot_to_the_cpu_clock(
         tiny_config_dict, in_tmp_dir, monkeypatch):
-    import recbole_dreamrec.benchmark as benchmark
+    import recbole_dreamrec.analysis.benchmark as benchmark
+    import recbole_dreamrec.analysis.tables as tables
 
     shared = write_yaml(in_tmp_dir / "configs" / "tiny.yaml", {**tiny_config_dict, "epochs": 2, "stopping_step": 10})
     out, metrics = in_tmp_dir / "results", ["ndcg@10", "hit@10"]
@@ -563,7 +565,7 @@ def test_cpu_cost_measures_a_run_recorded_without_cpu_seconds_and_moves_the_plot
     legacy["history"] = [{k: v for k, v in h.items() if "cpu" not in k} for h in record["history"]]
     legacy["config"] = {**legacy["config"], "sampling_steps": 3}  # as if it ran when the default K was 3
     (out / "runs" / "DreamRec.json").write_text(json.dumps(legacy))
-    clocks, real_curve, real_run, measured_with = [], benchmark.anytime_curve, benchmark.run_recbole_dreamrec, []
+    clocks, real_curve, real_run, measured_with = [], tables.anytime_curve, benchmark.run_recbole_dreamrec, []
 
     def recording_curve(history, clock="wall", cost=None):
         clocks.append(clock)
@@ -573,9 +575,9 @@ def test_cpu_cost_measures_a_run_recorded_without_cpu_seconds_and_moves_the_plot
         measured_with.append(config_dict)
         return real_run(model, dataset, config_file_list, config_dict, **kwargs)
 
-    monkeypatch.setattr(benchmark, "anytime_curve", recording_curve)
+    monkeypatch.setattr(tables, "anytime_curve", recording_curve)
     monkeypatch.setattr(benchmark, "run_recbole_dreamrec", recording_run)
-    benchmark.write_tables(benchmark.with_other_runs([], out), out, "ml-100k-tiny", metrics)
+    tables.write_tables(benchmark.with_other_runs([], out), out, "ml-100k-tiny", metrics)
     assert clocks == ["wall"]
     clocks.clear()
     load_script("cpu_cost").main(["--results", str(out), "--models", "DreamRec"])
@@ -599,7 +601,7 @@ def test_cpu_cost_measures_a_run_recorded_without_cpu_seconds_and_moves_the_plot
 def test_records_name_the_cpu_and_its_kernels_since_seeded_runs_differ_between_cpus(in_tmp_dir):
     import torch
 
-    from recbole_dreamrec.benchmark import cpu_model, machine_info
+    from recbole_dreamrec.reporting import cpu_model, machine_info
 
     cpuinfo = in_tmp_dir / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu\n\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recbole_dreamrec.evaluation import evaluate_checkpoint
+from recbole_dreamrec.analysis.evaluation import evaluate_checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
 

@@ -176,7 +176,7 @@ def test_converted_data_loads_with_shared_item_ids_and_trains(released, tmp_path
 
 
 def test_history_subsets_split_the_test_rows_and_add_up(released, tmp_path, in_tmp_dir):
-    from recbole_dreamrec.evaluation import evaluate_history_subsets
+    from recbole_dreamrec.analysis.evaluation import evaluate_history_subsets
 
     stats = convert_dreamrec_data(released, tmp_path / "out", "toy")
     result = run_recbole_dreamrec(

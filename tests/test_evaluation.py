@@ -9,7 +9,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_seed
 
 from recbole_dreamrec import Config, DreamRec
-from recbole_dreamrec.evaluation import FixedScores, mask_seen_items
+from recbole_dreamrec.analysis.evaluation import FixedScores, mask_seen_items
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_objective_function_leaves_global_logging_alone(tiny_config_dict, in_tmp
 
 def test_inference_settings_change_a_trained_model_as_its_config_would(tiny_config_dict):
     from recbole_dreamrec.errors import ConfigError
-    from recbole_dreamrec.evaluation import apply_inference_setting
+    from recbole_dreamrec.analysis.evaluation import apply_inference_setting
 
     config = Config(model="DreamRec", dataset="ml-100k-tiny", config_dict=tiny_config_dict)
     train_data, _, test_data = data_preparation(config, create_dataset(config))
@@ -117,7 +117,7 @@ def test_a_checkpoint_loaded_once_evaluates_each_setting_and_split_as_a_fresh_lo
                                                                                        monkeypatch):
     """One load serves several settings and both splits; a setting never leaks into the next evaluation (None after
     a setting is the model as saved)."""
-    import recbole_dreamrec.evaluation as evaluation
+    import recbole_dreamrec.analysis.evaluation as evaluation
     from recbole_dreamrec import run_recbole_dreamrec
 
     model_file = run_recbole_dreamrec("DreamRec", "ml-100k-tiny", config_dict={**tiny_config_dict, "epochs": 1})["model_file"]

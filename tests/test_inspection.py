@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from recbole_dreamrec import run_recbole_dreamrec
-from recbole_dreamrec.inspection import Inspector, inspect_users, nearest_items
+from recbole_dreamrec.analysis.inspection import Inspector, inspect_users, nearest_items
 from recbole_dreamrec.inspection_cli import main
 from recbole_dreamrec.model.samplers import build_sampler
-from recbole_dreamrec.readout import readout_scores
+from recbole_dreamrec.analysis.readout import readout_scores
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_embedding_map_png(checkpoints, tmp_path):
 def test_project_to_two_dimensions(method):
     import numpy as np
 
-    from recbole_dreamrec.inspection import project
+    from recbole_dreamrec.analysis.inspection import project
 
     points = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
     assert project(points, method, seed=0).shape == (40, 2)
@@ -119,7 +119,7 @@ def test_readout_cli_table(checkpoints, tmp_path):
 
 
 def test_mean_code_readout_reads_the_softmax_of_the_models_scores():
-    from recbole_dreamrec.readout import MeanCodeReadout
+    from recbole_dreamrec.analysis.readout import MeanCodeReadout
 
     class Scores(torch.nn.Module):
         def full_sort_predict(self, interaction):  # item 0 is the padding id: never part of the distribution
@@ -133,7 +133,7 @@ def test_mean_code_readout_reads_the_softmax_of_the_models_scores():
 
 
 def test_mean_code_readout_guidance_and_rank_r_affine_mean_codes_hand_computed():
-    from recbole_dreamrec.readout import MeanCodeReadout, rank_r_affine
+    from recbole_dreamrec.analysis.readout import MeanCodeReadout, rank_r_affine
 
     class Scores(torch.nn.Module):
         def full_sort_predict(self, interaction):
@@ -190,7 +190,7 @@ def test_model_readout_oracle_rank_rows_and_guidance(checkpoints, tmp_path):
 def test_model_readout_exact_codes_give_the_models_own_ranking(checkpoints, tmp_path):
     """``--distribution model``: each user's softmax of a SASRec checkpoint read through code tables. One dimension
     per item reads the distribution back, so that row is SASRec's own validation metrics; a 2-d SVD table cannot."""
-    from recbole_dreamrec.evaluation import Checkpoint
+    from recbole_dreamrec.analysis.evaluation import Checkpoint
 
     own = Checkpoint(checkpoints["SASRec"]).metrics(Checkpoint(checkpoints["SASRec"]).valid_data)
     out = tmp_path / "readout.md"
@@ -229,8 +229,8 @@ def test_metrics_do_not_depend_on_eval_batch_size(checkpoints, sampler):
 
 def test_readout_refuses_an_unknown_split_before_loading_anything(tmp_path):
     from recbole_dreamrec.errors import ConfigError
-    from recbole_dreamrec.evaluation import Checkpoint
-    from recbole_dreamrec.readout import code_readout
+    from recbole_dreamrec.analysis.evaluation import Checkpoint
+    from recbole_dreamrec.analysis.readout import code_readout
 
     missing = str(tmp_path / "no-such-checkpoint.pth")  # a load would fail with a different error
     with pytest.raises(ConfigError, match="split must be 'valid' or 'test', not 'train'"):
@@ -242,7 +242,7 @@ def test_readout_refuses_an_unknown_split_before_loading_anything(tmp_path):
 def test_natural_parameters_invert_the_mean_map_over_the_real_items(monkeypatch):
     """Maximum-entropy decoding: the mean code of q ∝ exp(E lam) over items 1.. (item 0 is the padding id) gives lam
     back, and the padding item's code, however large, plays no part."""
-    from recbole_dreamrec.readout import natural_parameters
+    from recbole_dreamrec.analysis.readout import natural_parameters
 
     g = torch.Generator().manual_seed(0)
     codes = torch.randn(7, 3, generator=g, dtype=torch.float64)
@@ -257,7 +257,7 @@ def test_natural_parameters_invert_the_mean_map_over_the_real_items(monkeypatch)
     torch.testing.assert_close(natural_parameters(mean, codes, ridge=0.0, iters=50, tol=1e-10, chunk_floats=9), lam,
                                atol=1e-5, rtol=0)
     # the Hessians' second moments from item blocks (the outer-product table too large to hold) are the same
-    from recbole_dreamrec import readout
+    from recbole_dreamrec.analysis import readout
 
     blocked = readout._second_moments
     monkeypatch.setattr(readout, "_second_moments", lambda q, codes, outer: blocked(q, codes, outer, block=2))
@@ -278,7 +278,7 @@ def test_maxent_decoding_ranks_by_the_distribution_where_the_dot_product_does_no
     """A distribution of the codes' exponential family, p ∝ exp(e_j . lam): maximum-entropy decoding of its mean code
     scores items by e_j . lam, the log-probabilities up to a constant; the dot product with the mean code,
     (1.04, 0.46), puts item 2 (score 2.28) before the most likely item 3 (2.01)."""
-    from recbole_dreamrec.readout import MeanCodeReadout
+    from recbole_dreamrec.analysis.readout import MeanCodeReadout
 
     codes = torch.tensor([[0.0, 0.0], [-0.6, -2.4], [2.1, -1.3], [1.1, 1.1], [-0.8, -2.1]], dtype=torch.float64)
     lam = torch.tensor([[2.6, 1.5]], dtype=torch.float64)
@@ -300,7 +300,7 @@ def test_maxent_decoding_ranks_by_the_distribution_where_the_dot_product_does_no
 
 
 def test_mean_code_noise_has_the_stated_size_and_is_seeded():
-    from recbole_dreamrec.readout import MeanCodeReadout
+    from recbole_dreamrec.analysis.readout import MeanCodeReadout
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(4000, 5, generator=g)
@@ -342,8 +342,8 @@ def test_model_readout_maxent_and_noise_rows(checkpoints, tmp_path):
 
 
 def test_one_step_oracle_is_the_guided_x0_prediction_from_zero_at_the_last_step(checkpoints):
-    from recbole_dreamrec.evaluation import Checkpoint
-    from recbole_dreamrec.readout import OracleDecoding
+    from recbole_dreamrec.analysis.evaluation import Checkpoint
+    from recbole_dreamrec.analysis.readout import OracleDecoding
 
     model = Checkpoint(checkpoints["DreamRec"]).model.eval()  # no dropout, as in evaluation
     item_seq = torch.tensor([[5, 9, 2, 0], [7, 0, 0, 0]])
@@ -364,8 +364,8 @@ def test_one_step_oracle_is_the_guided_x0_prediction_from_zero_at_the_last_step(
 def test_maxent_decoding_of_an_oracle_ranks_by_the_distribution_whose_mean_code_it_is(checkpoints, monkeypatch):
     """An oracle that is the mean code (in the model's own codes) of q ∝ exp(codes . lam) is decoded back to q's
     ranking of the real items; the dot product ranks otherwise."""
-    from recbole_dreamrec.evaluation import Checkpoint
-    from recbole_dreamrec.readout import OracleDecoding
+    from recbole_dreamrec.analysis.evaluation import Checkpoint
+    from recbole_dreamrec.analysis.readout import OracleDecoding
 
     model = Checkpoint(checkpoints["DreamRec"]).model.eval()
     codes = model.codes.detach().double()
@@ -395,8 +395,8 @@ def test_maxent_decoding_of_an_oracle_ranks_by_the_distribution_whose_mean_code_
 def test_maxent_lambda_guides_the_natural_parameters_of_the_two_predictions(checkpoints, monkeypatch):
     """``maxent-lambda`` decodes the conditional and the unconditional one-step predictions apart and guides their
     natural parameters: (1 + w) lam(cond) - w lam(uncond). At w = 0 it is ``maxent`` of the one-step oracle."""
-    from recbole_dreamrec.evaluation import Checkpoint
-    from recbole_dreamrec.readout import OracleDecoding, natural_parameters
+    from recbole_dreamrec.analysis.evaluation import Checkpoint
+    from recbole_dreamrec.analysis.readout import OracleDecoding, natural_parameters
 
     model = Checkpoint(checkpoints["DreamRec"]).model.eval()
     codes = model.codes.detach().double()
@@ -423,7 +423,7 @@ def test_maxent_lambda_guides_the_natural_parameters_of_the_two_predictions(chec
 
 
 def test_decode_cli_rows_and_the_generated_dot_row_is_the_models_own_evaluation(checkpoints, tmp_path, capsys):
-    from recbole_dreamrec.evaluation import evaluate_checkpoint
+    from recbole_dreamrec.analysis.evaluation import evaluate_checkpoint
 
     out = tmp_path / "decode.md"
     rows = main(["decode", "--model_file", checkpoints["DreamRec"], "--oracles", "one-step,generated",
@@ -473,7 +473,7 @@ def test_per_user_values_average_to_recboles_metrics_and_paired_errors_are_those
     the paired standard error is that of the per-user differences, not of either metric."""
     import numpy as np
 
-    from recbole_dreamrec.evaluation import Checkpoint, paired_difference
+    from recbole_dreamrec.analysis.evaluation import Checkpoint, paired_difference
 
     checkpoint = Checkpoint(checkpoints["SASRec"])
     names = ["ndcg@10", "hit@10", "mrr@20", "recall@20", "ndcg@20"]

@@ -8,9 +8,8 @@ import torch
 import yaml
 
 from recbole.data import create_dataset, data_preparation
-from recbole.utils import init_seed
 
-from recbole_dreamrec import Config, DreamRec
+from recbole_dreamrec import Config
 import recbole_dreamrec.model.dreamrec as dreamrec_module
 from recbole_dreamrec.model.dreamrec import transformer_layer_at
 from recbole_dreamrec.model.encoders import PaperEncoder

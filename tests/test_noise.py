@@ -68,3 +68,12 @@ def test_a_rows_noise_is_its_own():
     assert torch.equal(KeyedNoise(keys)(4, (10, 5)), whole[:, :5])  # a dimension's value does not depend on D
     with pytest.raises(ValueError, match="rows"):
         KeyedNoise(keys)(0, (9, 6))
+
+
+def test_keys_of_several_seeds_are_each_seeds_keys():
+    seq = torch.randint(1, 50, (6, 5), generator=torch.Generator().manual_seed(4))
+    length = torch.tensor([1, 2, 3, 4, 5, 5])
+    keys = history_keys(seq, length, [7, 8, 2**32 + 7])
+    assert keys.shape == (3, 6)
+    assert keys[0].tolist() == history_keys(seq, length, 7).tolist() == keys[2].tolist()  # low 32 bits only
+    assert keys[1].tolist() == history_keys(seq, length, 8).tolist() and keys[1].tolist() != keys[0].tolist()

@@ -129,7 +129,7 @@ def test_runs_of_two_processes_started_in_the_same_second_keep_their_own_checkpo
         trainer = instrument(get_trainer(config["MODEL_TYPE"], "DreamRec"))(config, DreamRec(config, train_data._dataset))
         return trainer, train_data
 
-    (first, first_data), (second, second_data) = build(1), build(2)
+    (first, _), (second, second_data) = build(1), build(2)
     assert first.saved_model_file == second.saved_model_file  # neither has written: the same name when built
     second._save_last_checkpoint(0, second_data)  # the second process writes first (a last checkpoint)
     first._save_checkpoint(0)
@@ -373,7 +373,7 @@ class _FakeCheckpointingTrainer:
 def test_an_epoch_resumed_between_two_batches_yields_what_the_uninterrupted_epoch_did():
     """The core of resuming within an epoch, on a shuffled loader whose collation draws random numbers (as
     negative sampling does) and a training step that draws some too (as dropout and diffusion noise do)."""
-    from recbole_dreamrec.trainer import _EpochCheckpoints
+    from recbole_dreamrec.checkpoints import _EpochCheckpoints
 
     def loader():
         generator = torch.Generator()
@@ -535,7 +535,7 @@ def test_two_process_gloo_run_evaluates_like_one_process_and_resumes_every_proce
     evaluation of one checkpoint, which is compared here: the two-process run's test result against the same best
     checkpoint evaluated in one process.
     """
-    from recbole_dreamrec.evaluation import evaluate_checkpoint
+    from recbole_dreamrec.analysis.evaluation import evaluate_checkpoint
 
     # one user per evaluation batch: DreamRec's sampler seeds its noise once per call, so a user's generation is then
     # the same whichever process evaluates it and whichever users share its batch

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import recbole
-from recbole_dreamrec import benchmark
+from recbole_dreamrec.analysis import benchmark
 from recbole_dreamrec.errors import MissingDependencyError
 from recbole_dreamrec.reporting import local_path, new_figure, portable
 

@@ -175,9 +175,11 @@ class DreamRec(SequentialRecommender):
                     f"{sorted(dataset.field2type)}); add it to load_col or leave svd_group_field at ~"
                 )
             matrix = sequential_interaction_matrix(dataset, self, group_field)
-            self.item_embedding.weight.data.copy_(self._svd_item_codes(config, matrix, self.hidden_size))
+            # one SVD for both tables: their first min(H, D) columns are the same singular vectors at the same scale
+            codes = self._svd_item_codes(config, matrix, max(self.hidden_size, self.code_size))
+            self.item_embedding.weight.data.copy_(codes[:, : self.hidden_size])
             if self.separate_codes:
-                self.item_codes.data.copy_(self._svd_item_codes(config, matrix, self.code_size))
+                self.item_codes.data.copy_(codes[:, : self.code_size])
 
     def _svd_item_codes(self, config, matrix, dim):
         """Item codes from the truncated SVD of the training user-item matrix (see :mod:`item_init`)."""
@@ -296,7 +298,7 @@ class DreamRec(SequentialRecommender):
         unique_seq, unique_len = unique_histories[:, :-1], unique_histories[:, -1]
         h = self.forward(unique_seq, unique_len)  # [U H]
         samples = self.generation_samples
-        keys = torch.cat([history_keys(unique_seq, unique_len, seed + s) for s in range(samples)])  # [S*U]
+        keys = history_keys(unique_seq, unique_len, [seed + s for s in range(samples)]).flatten()  # [S*U]
         h_all = h.repeat(samples, 1)  # [S*U H], sample-major
         shape = (h_all.shape[0], self.code_size)
         oracle = self.sampler.sample(self.guided_denoise_fn(h_all), shape, h.device, noise=KeyedNoise(keys))

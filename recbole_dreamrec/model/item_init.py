@@ -6,7 +6,7 @@ cannot express a distribution over items: even the exact training popularity, en
 out as ``e_i . sum_j p_j e_j``, ranks items nearly at random on ml-100k at H = 64 (test NDCG@10 0.0032, against
 0.0232 for ranking by popularity itself, same evaluator). Codes whose geometry follows the data fix that: with the
 leading right singular vectors of the training user-item matrix the same readout scores 0.0235
-(``inspect_dreamrec.py readout``, :mod:`recbole_dreamrec.readout`; benchmarks/results/ml-100k/readout.md).
+(``inspect_dreamrec.py readout``, :mod:`recbole_dreamrec.analysis.readout`; benchmarks/results/ml-100k/readout.md).
 """
 
 import numpy as np

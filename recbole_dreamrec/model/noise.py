@@ -43,15 +43,19 @@ def history_keys(item_seq, item_seq_len, seed):
     ``mix32(mix32(seed ^ mix32(n)) ^ (sum_{j < n} mix32(mix32(item_j) ^ mix32(j + salt)) mod 2^32))``
 
     Only the real items count (positions ``< item_seq_len``), so the padding length does not change the key; each
-    item is hashed with its position, so the same items in another order give another key.
+    item is hashed with its position, so the same items in another order give another key. ``seed`` may also be a
+    sequence of S seeds: then ``[S B]``, the keys of each seed (the history's part is hashed once).
     """
     item_seq, item_seq_len = item_seq.long(), item_seq_len.long()
-    keys = mix32(torch.full_like(item_seq_len, int(seed) & MASK32) ^ mix32(item_seq_len & MASK32))  # [B]
     positions = torch.arange(item_seq.shape[1], device=item_seq.device)  # [L]
     position_hash = mix32((positions + POSITION_SALT) & MASK32)  # [L]
     terms = mix32(mix32(item_seq & MASK32) ^ position_hash)  # [B L]
     terms = torch.where(positions < item_seq_len.unsqueeze(1), terms, torch.zeros_like(terms))
-    return mix32(keys ^ (terms.sum(dim=1) & MASK32))  # [B]: at most L * 2^32, exact in int64
+    history = terms.sum(dim=1) & MASK32  # [B]: at most L * 2^32 before the mask, exact in int64
+    seeds = torch.tensor(seed if isinstance(seed, (list, tuple)) else [seed], dtype=torch.long,
+                         device=item_seq.device) & MASK32  # [S]
+    keys = mix32(mix32(seeds.unsqueeze(1) ^ mix32(item_seq_len & MASK32).unsqueeze(0)) ^ history)  # [S B]
+    return keys if isinstance(seed, (list, tuple)) else keys[0]
 
 
 class KeyedNoise:

@@ -40,7 +40,7 @@ import time
 import torch
 
 from recbole_dreamrec.errors import ConfigError
-from recbole_dreamrec.evaluation import (Checkpoint, FixedScores, Rescored, apply_inference_setting, check_split,
+from recbole_dreamrec.analysis.evaluation import (Checkpoint, FixedScores, Rescored, apply_inference_setting, check_split,
                                          paired_difference)
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
 from recbole_dreamrec.model.samplers import classifier_free_guidance
@@ -353,7 +353,7 @@ def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_w
 
     A ``maxent`` or ``maxent-lambda`` row also holds its difference from the ``dot`` row of the same oracle and
     weight (where ``decodings`` has ``dot``) in each of ``metrics``, user by user over the same users, with the
-    standard error of that paired difference (:func:`~recbole_dreamrec.evaluation.paired_difference`):
+    standard error of that paired difference (:func:`~recbole_dreamrec.analysis.evaluation.paired_difference`):
     ``"<metric> vs dot"`` and ``"<metric> vs dot se"``.
 
     Returns:

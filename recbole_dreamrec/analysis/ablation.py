@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from recbole_dreamrec.benchmark import run_model, start_progress, with_checkpoint_dir
+from recbole_dreamrec.analysis.benchmark import run_model, start_progress, with_checkpoint_dir
 from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.reporting import atomic_write_text, local_path, write_table
 
@@ -160,7 +160,7 @@ def evaluate_readouts(out_dir, variant, metrics, readouts=READOUTS, log=print):
     """Evaluate the best checkpoint of every seed of ``variant`` under each readout (sampler, steps, averaging), on
     the validation and the test split: the same weights, only the generation differs. Writes
     ``readouts-<variant>.{md,csv}`` and returns the rows."""
-    from recbole_dreamrec.evaluation import Checkpoint  # loads RecBole's quick start: only when used
+    from recbole_dreamrec.analysis.evaluation import Checkpoint  # loads RecBole's quick start: only when used
 
     runs = [r for r in finished_runs(out_dir) if r["variant"] == variant]
     rows = []
