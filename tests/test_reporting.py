@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import recbole
-from recbole_dreamrec.analysis import benchmark
+from recbole_dreamrec.analysis import benchmark, tables
 from recbole_dreamrec.errors import MissingDependencyError
 from recbole_dreamrec.reporting import local_path, new_figure, portable
 
@@ -122,7 +122,7 @@ def test_plots_leave_the_matplotlib_backend_alone(tmp_path):
     matplotlib.use("pdf")
     try:
         records = [{"model": "A", "test": {"ndcg@10": 0.1, "hit@10": 0.2}}]
-        benchmark.plot_bars(records, tmp_path / "bars.png", "toy")
+        tables.plot_bars(records, tmp_path / "bars.png", "toy")
         assert matplotlib.get_backend() == "pdf"
         assert (tmp_path / "bars.png").read_bytes()[:4] == b"\x89PNG"
     finally:
