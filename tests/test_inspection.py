@@ -41,7 +41,20 @@ def test_oracle_report_has_documented_fields(checkpoints, tmp_path):
         assert scores == sorted(scores, reverse=True)
         assert not {x["item"] for x in r["recommendations"]} & {d["item"] for d in r["history"]}
         assert set(r["oracle"]) >= {"norm", "nearest_item", "nearest_distance", "distance_over_median_pairwise"}
-        assert 0.0 <= r["stability"]["mean_topk_overlap"] <= 1.0 and r["stability"]["samples"] == 3
+        assert r["stability"]["samples"] == 3
+    # the stability of user 1, recomputed from three generations with consecutive seeds
+    inspector = Inspector(checkpoints["DreamRec"])
+    item_seq, length = inspector.user_history("1")
+    top_sets = []
+    for s in range(3):
+        oracle = inspector.model.generate(item_seq.unsqueeze(0), torch.tensor([length]), seed=inspector.config["seed"] + s)
+        scores = (oracle @ inspector.model.codes.T)[0]
+        scores[0], scores[item_seq[:length]] = -float("inf"), -float("inf")
+        top_sets.append(set(scores.topk(5).indices.tolist()))
+    overlap = sum(len(top_sets[i] & top_sets[j]) / 5 for i in range(3) for j in range(i + 1, 3)) / 3
+    assert report["results"][0]["stability"]["mean_topk_overlap"] == pytest.approx(overlap)
+    assert [d["item"] for d in report["results"][0]["stability"]["in_every_topk"]] == inspector.item_tokens(
+        sorted(set.intersection(*top_sets)))
 
 
 def test_sample_zero_is_the_evaluation_generation(checkpoints):
