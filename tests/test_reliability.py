@@ -540,9 +540,9 @@ def test_two_process_gloo_run_evaluates_like_one_process_and_resumes_every_proce
     # one user per evaluation batch: DreamRec's sampler seeds its noise once per call, so a user's generation is then
     # the same whichever process evaluates it and whichever users share its batch
     settings = {**tiny_config_dict, "eval_batch_size": 1, "checkpoint_dir": str(in_tmp_dir / "saved")}
-    two = run("DreamRec", "ml-100k-tiny", config_dict={**settings, "epochs": 2}, nproc=2, port="29517")
+    two = run("DreamRec", "ml-100k-tiny", config_dict={**settings, "epochs": 5}, nproc=2, port="29517")
     assert two["config"]["world_size"] == 2 and two["config"]["single_spec"] is False
-    assert str(two["config"]["device"]) == "cpu" and two["epochs_trained"] == 2
+    assert str(two["config"]["device"]) == "cpu" and two["epochs_trained"] == 5
     beats_random_scorer(two["test_result"])
 
     (one,) = evaluate_checkpoint(two["model_file"])  # the same checkpoint, one process
