@@ -613,3 +613,24 @@ def test_records_name_the_cpu_and_its_kernels_since_seeded_runs_differ_between_c
     info = machine_info()
     assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and info["cpu"] == cpu_model()
     assert info["device"].startswith("CPU (") or torch.cuda.is_available()
+
+
+def test_published_results_are_rows_of_their_own_beside_measured_ones(in_tmp_dir):
+    """A folder's ``published.yaml`` (numbers reported elsewhere for the same data setting) adds one row per model,
+    labelled published, after the measured rows; a measured row of the same model stays as it is."""
+    from recbole_dreamrec.analysis.tables import write_tables
+
+    out = in_tmp_dir / "results"
+    out.mkdir()
+    (out / "published.yaml").write_text("source: RecBole's tuned runs.\nmodels:\n"
+                                        "  NARM: {ndcg@10: 0.1471, hit@10: 0.2662}\n  SRGNN: {ndcg@10: 0.1360}\n")
+    measured = {"model": "NARM", "status": "ok", "epochs_trained": 3, "stopped_early": True, "epoch_budget": 9,
+                "train_seconds_per_epoch": 1.0, "eval_seconds": 0.5, "num_params": 7, "best_valid": {"ndcg@10": 0.2},
+                "test": {"ndcg@10": 0.1234, "hit@10": 0.25}, "machine": {"device": "CPU (2 cores)"}}
+    write_tables([measured], out, "toy", ["ndcg@10", "hit@10"])
+    with open(out / "results.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert [row[:2] for row in rows] == [["NARM", "ok"], ["NARM (published)", "published"],
+                                         ["SRGNN (published)", "published"]]
+    assert rows[0][-2:] == ["0.1234", "0.2500"] and rows[1][-2:] == ["0.1471", "0.2662"] and rows[2][-2:] == ["0.1360", ""]
+    assert "Rows marked published were not measured here: RecBole's tuned runs." in (out / "results.md").read_text()

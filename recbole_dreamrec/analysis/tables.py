@@ -5,6 +5,8 @@ of test metrics and the anytime plot (validation metric against training seconds
 import json
 from pathlib import Path
 
+import yaml
+
 from recbole_dreamrec.reporting import machine_info, markdown_table, new_figure, write_table
 
 
@@ -70,14 +72,35 @@ def _num(value, digits=4):
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def published_rows(out_dir, header, metrics):
+    """Rows of ``<out_dir>/published.yaml`` (results published elsewhere for the same data setting, e.g. RecBole's
+    tuned ML-1M numbers), one per model, labelled ``<Model> (published)`` with status ``published``: beside the
+    measured rows, never in place of one. Their test metrics where the file has them, nothing else. Returns the rows
+    and the file's ``source`` line (``None`` without a file)."""
+    path = Path(out_dir) / "published.yaml"
+    if not path.is_file():
+        return [], None
+    published = yaml.safe_load(path.read_text()) or {}
+    rows = []
+    for model, values in (published.get("models") or {}).items():
+        row = [f"{model} (published)", "published"] + [""] * (len(header) - 2 - len(metrics))
+        rows.append(row + [_num(values.get(m)) for m in metrics])
+    return rows, published.get("source")
+
+
 def write_tables(records, out_dir, dataset, metrics=TABLE_METRICS):
     """``results.md``, ``results.csv``, ``results.png`` (the first two test metrics by model) and ``anytime.png``
-    (the validation curves of finished and unfinished runs, where any has one) in ``out_dir``."""
+    (the validation curves of finished and unfinished runs, where any has one) in ``out_dir``; the rows of
+    ``published.yaml`` (:func:`published_rows`), where the folder has one, follow the measured ones."""
     out_dir = Path(out_dir)
     header, rows = table_rows(records, metrics)
+    published, source = published_rows(out_dir, header, metrics)
+    rows += published
     machines = sorted({r["machine"]["device"] for r in records}) or [machine_info()["device"]]
     unfinished = unfinished_runs(out_dir, {r["model"] for r in records})
     after = ["", f"Machine: {', '.join(machines)}. Configs: `configs/<Model>.yaml`; raw records: `runs/`."]
+    if source:
+        after += ["", f"Rows marked published were not measured here: {source}"]
     if unfinished:
         after += ["", "## Unfinished runs", "",
                   "From `runs/<Model>.progress.json`, rewritten after every validation; the same command continues "
