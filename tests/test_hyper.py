@@ -3,6 +3,8 @@
 import csv
 import json
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -78,6 +80,21 @@ def test_shipped_search_spaces_parse():
     for name in ("DreamRec-quick.hyper", "DreamRec-paper.hyper"):
         space = HyperTuning._build_space_from_file(str(properties_path("hyper", name)))
         assert {"guidance_weight", "learning_rate"} <= set(space)
+
+
+def test_the_readmes_example_files_are_valid_settings_and_a_search_space(tiny_config_dict):
+    """``examples/dreamrec.yaml`` builds a DreamRec config with its values (and passes the settings checks);
+    ``examples/dreamrec.hyper`` parses as RecBole's search space over keys DreamRec has."""
+    from recbole.trainer import HyperTuning
+
+    from recbole_dreamrec import Config
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    config = Config("DreamRec", "ml-100k-tiny", [str(root / "dreamrec.yaml")],
+                    {k: v for k, v in tiny_config_dict.items() if k in ("data_path", "load_col")})
+    assert (config["hidden_size"], config["diffusion_loss_type"], config["guidance_weight"]) == (128, "l2", 4.0)
+    space = HyperTuning._build_space_from_file(str(root / "dreamrec.hyper"))
+    assert set(space) == {"guidance_weight", "learning_rate", "hidden_size"} and set(space) <= set(config.final_config_dict)
 
 
 def test_cli_defaults():
