@@ -132,3 +132,25 @@ def test_check_config_is_importable_from_the_model():
     from recbole_dreamrec.model.settings import check_config
 
     assert DreamRec.check_config is check_config
+
+
+def test_a_models_own_settings_on_one_data_set():
+    """``properties/dataset/ml-1m/DreamRec.yaml``: DreamRec on ml-1m gets its values (a setting given still wins);
+    other models on ml-1m and DreamRec on other data sets do not."""
+    on_ml1m = yaml.safe_load(properties_path("dataset", "ml-1m", "DreamRec.yaml").read_text())
+    assert on_ml1m and set(on_ml1m) <= set(yaml.safe_load(properties_path("model", "DreamRec.yaml").read_text()))
+    dreamrec = Config("DreamRec", "ml-1m")
+    assert all(dreamrec[key] == value for key, value in on_ml1m.items())
+    assert Config("DreamRec", "ml-1m", config_dict={"hidden_size": 64})["hidden_size"] == 64
+    assert Config("SASRec", "ml-1m")["hidden_size"] == 64 and Config("SASRec", "ml-1m")["diffusion_loss_type"] is None
+    defaults = Config("DreamRec", "ml-100k")
+    assert all(defaults[key] != value for key, value in on_ml1m.items())
+
+
+def test_every_data_set_file_of_a_model_is_documented():
+    pattern = re.compile(r"^\w+:\s.*#\s\((int|float|str|bool|dict|list)\)\s\S.*\.\s*$")
+    files = sorted(properties_path("dataset").glob("*/*.yaml"))
+    assert files
+    for path in files:
+        lines = [line.rstrip("\n") for line in path.open() if line.strip() and not line.startswith("#")]
+        assert [line for line in lines if not pattern.match(line)] == [], path
