@@ -543,7 +543,12 @@ def test_two_process_gloo_run_evaluates_like_one_process_and_resumes_every_proce
     two = run("DreamRec", "ml-100k-tiny", config_dict={**settings, "epochs": 5}, nproc=2, port="29517")
     assert two["config"]["world_size"] == 2 and two["config"]["single_spec"] is False
     assert str(two["config"]["device"]) == "cpu" and two["epochs_trained"] == 5
-    beats_random_scorer(two["test_result"])
+    # its own margin: two processes train on other random streams than one, so the one-process margin (5x) does not
+    # carry over. Measured at these settings (5 epochs, seeds 1-8): test HR@10 0.0333-0.1167 and NDCG@10
+    # 0.0163-0.0493, at least 3.7x and 4.1x a random scorer; seed 7 (this run) 0.0333 and 0.0238 (3.7x, 5.9x). A
+    # random scorer reaches 3x in both metrics on 7% of draws (simulated, 60 users), so this is a loose check that
+    # the run learns; what the test pins is the evaluation (below) and the resume
+    beats_random_scorer(two["test_result"], margin=3.0)
 
     (one,) = evaluate_checkpoint(two["model_file"])  # the same checkpoint, one process
     # RecBole averages the processes' metrics after rounding each to metric_decimal_place = 4 (Trainer._map_reduce).
@@ -557,15 +562,15 @@ def test_two_process_gloo_run_evaluates_like_one_process_and_resumes_every_proce
     # with the weights and random states of an uninterrupted run (evaluation draws from neither: its batch size may
     # differ, but then the best epoch may too, so the test results are not compared)
     last = load(two["last_model_file"])
-    assert last["epoch"] == 1 and len(last["rng"]) == 2
+    assert last["epoch"] == 4 and len(last["rng"]) == 2
     assert not torch.equal(last["rng"][0]["torch"], last["rng"][1]["torch"])
     settings["eval_batch_size"] = tiny_config_dict["eval_batch_size"]
-    resumed = run("DreamRec", "ml-100k-tiny", config_dict={**settings, "epochs": 3,
+    resumed = run("DreamRec", "ml-100k-tiny", config_dict={**settings, "epochs": 6,
                                                            "resume_file": two["last_model_file"]}, nproc=2, port="29518")
-    full = run("DreamRec", "ml-100k-tiny", config_dict={**settings, "epochs": 3}, nproc=2, port="29519")
-    assert (resumed["epochs_trained"], full["epochs_trained"]) == (1, 3)
+    full = run("DreamRec", "ml-100k-tiny", config_dict={**settings, "epochs": 6}, nproc=2, port="29519")
+    assert (resumed["epochs_trained"], full["epochs_trained"]) == (1, 6)
     a, b = load(resumed["last_model_file"]), load(full["last_model_file"])
-    assert a["epoch"] == b["epoch"] == 2
+    assert a["epoch"] == b["epoch"] == 5
     assert_same_weights(a["state_dict"], b["state_dict"])
     for rank in (0, 1):
         for stream in ("torch", "train_loader"):

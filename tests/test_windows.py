@@ -95,7 +95,7 @@ def test_each_window_position_is_its_prefix_encoded_alone(data, encoder_type, n_
     seq, length = windows[model.ITEM_SEQ], windows[model.ITEM_SEQ_LEN]
     positions, counts = window_positions(length, windows[WINDOW_TARGETS_FIELD])
     with torch.no_grad():
-        h = model.encode(seq, length, positions)  # [B C H]
+        h = model.encode(seq, positions)  # [B C H]
         for c in range(positions.shape[1]):
             p = positions[:, c]
             prefix = torch.where(torch.arange(seq.shape[1]) <= p.unsqueeze(1), seq, 0)  # the items 0 .. p alone

@@ -211,9 +211,9 @@ class DreamRec(SequentialRecommender):
 
         Same value as SASRec's ``trm_encoder(...)[-1]`` gathered at ``item_seq_len - 1``, computed faster.
         """
-        return self.encode(item_seq, item_seq_len, (item_seq_len - 1).unsqueeze(1)).squeeze(1)  # [B H]
+        return self.encode(item_seq, (item_seq_len - 1).unsqueeze(1)).squeeze(1)  # [B H]
 
-    def encode(self, item_seq, item_seq_len, positions):
+    def encode(self, item_seq, positions):
         """The encoder's output at ``positions`` ``[B C]`` of each row, ``[B C H]``.
 
         Every encoder is causal: position j sees the items at positions 0 .. j only, so its output is the guidance
@@ -250,7 +250,7 @@ class DreamRec(SequentialRecommender):
         if WINDOW_TARGETS_FIELD not in interaction:
             return self.forward(item_seq, item_seq_len), target  # [B H], [B]
         positions, counts = window_positions(item_seq_len, interaction[WINDOW_TARGETS_FIELD])  # [B C], [B C]
-        h = self.encode(item_seq, item_seq_len, positions)  # [B C H]
+        h = self.encode(item_seq, positions)  # [B C H]
         targets = next_items(item_seq, item_seq_len, target).gather(1, positions)  # [B C]
         return h[counts], targets[counts]  # [M H], [M]
 
