@@ -85,10 +85,10 @@ def test_guidance_is_dropped_at_rate_p_to_the_null_vector_alone(data):
 
 @pytest.mark.parametrize("sampler,settings", [("ddim", {"sampling_steps": 5}), ("ddim", {"sampling_steps": 7,
                                               "ddim_eta": 0.5}), ("ddpm", {})])
-def test_generate_is_guided_sampling_from_the_rows_own_noise(data, sampler, settings):
+@pytest.mark.parametrize("w", [1.0, 3.0])
+def test_generate_is_guided_sampling_from_the_rows_own_noise(data, sampler, settings, w):
     """``generate`` equals the sampler run on a guided denoiser built here, (1 + w) f(x, h, t) - w f(x, null, t), from
     the noise keyed to each history; and guidance moves the oracle (w = 0 gives another one)."""
-    w = 3.0
     model = make_dreamrec(data, guidance_weight=w, sampler=sampler, timesteps=20, **settings).eval()
     batch = first_batch(data[3])[0]
     seq, length = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
@@ -116,6 +116,13 @@ def test_scores_are_the_oracles_dot_product_with_every_items_code(data):
     scores = model.full_sort_predict(batch)
     torch.testing.assert_close(scores, oracle @ model.item_embedding.weight.T, rtol=1e-5, atol=1e-5)
     assert scores.std(dim=1).min() > 0  # the rows rank items, not a constant
+
+
+def test_the_logged_code_norm_is_the_mean_norm_of_the_real_items_codes(data):
+    model = make_dreamrec(data)
+    codes = model.codes.detach()
+    by_hand = sum(math.sqrt(sum(v * v for v in codes[i].tolist())) for i in range(1, len(codes))) / (len(codes) - 1)
+    assert model.mean_item_embedding_norm() == pytest.approx(by_hand, rel=1e-5)
 
 
 @pytest.mark.parametrize("name", ["mlp1", "mlp2"])

@@ -52,6 +52,9 @@ def test_cosine_schedule_values():
     expected = [1 - f(0.25) / f(0.0), 1 - f(0.5) / f(0.25)]
     np.testing.assert_allclose(get_beta_schedule("cosine", 4)[:2], expected, rtol=1e-12)
     assert get_beta_schedule("cosine", 4)[-1] == pytest.approx(0.9999)  # clipped
+    # at T = 1000 the first 13 betas fall below 1e-4 (the first is 4.13e-5) and are clipped up to it
+    betas = get_beta_schedule("cosine", 1000)
+    assert betas[:13].tolist() == [0.0001] * 13 and betas[13] > 0.0001
 
 
 def test_sqrt_schedule_values():

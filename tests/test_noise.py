@@ -36,6 +36,26 @@ def test_history_keys_match_their_definition_in_plain_integers():
     assert history_keys(seq, length, seed).tolist() == expected
 
 
+def test_keyed_noise_matches_box_muller_in_plain_python():
+    """Draw i of a row: base = mix32(key ^ mix32(i)); dimensions 2p and 2p + 1 are Box-Muller's r cos and r sin of
+    the uniforms (mix32(base ^ 2p) + 0.5) / 2^32 and (mix32(base ^ (2p + 1)) + 0.5) / 2^32; an odd D drops the last."""
+    keys = [0, 1, 0xDEADBEEF, 2**32 - 1]
+    for i, dim in [(0, 4), (3, 5), (2**32 + 7, 1)]:
+        expected = []
+        for key in keys:
+            base = reference_mix32(key ^ reference_mix32(i & 0xFFFFFFFF))
+            row = []
+            for p in range(0, dim + 1, 2):
+                u1 = (reference_mix32(base ^ p) + 0.5) / 2.0**32
+                u2 = (reference_mix32(base ^ (p + 1)) + 0.5) / 2.0**32
+                radius, angle = math.sqrt(-2.0 * math.log(u1)), 2.0 * math.pi * u2
+                row += [radius * math.cos(angle), radius * math.sin(angle)]
+            expected.append(row[:dim])
+        noise = KeyedNoise(torch.tensor(keys))(i, (len(keys), dim), dtype=torch.float64)
+        assert noise.dtype == torch.float64
+        torch.testing.assert_close(noise, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+
+
 def test_keys_depend_on_seed_items_and_length_but_not_on_padding():
     seq = torch.tensor([[5, 7, 0, 0], [5, 7, 9, 0], [7, 5, 0, 0], [5, 7, 3, 3]])
     length = torch.tensor([2, 3, 2, 2])
