@@ -11,6 +11,7 @@ from recbole.data import create_dataset, data_preparation
 
 from recbole_dreamrec import Config
 from recbole_dreamrec.model.denoisers import build_denoiser
+from recbole_dreamrec.model.dreamrec import DreamRec
 from recbole_dreamrec.model.noise import KeyedNoise, history_keys
 from recbole_dreamrec.model.samplers import DDIMSampler, DDPMSampler
 
@@ -133,3 +134,86 @@ def test_the_denoiser_reads_each_of_its_inputs(name):
     out = denoiser(x, h, t)
     for changed in (denoiser(x + 1, h, t), denoiser(x, h + 1, t), denoiser(x, h, t + 1)):
         assert (changed - out).abs().min(dim=-1).values.min() > 0  # every row moves
+
+
+def test_the_encoder_is_built_from_its_settings(data):
+    """Every SASRec-encoder setting reaches the layers (RecBole's TransformerEncoder has defaults of its own: a setting
+    not passed on would silently be 2 layers, 2 heads, dropout 0.5, ...)."""
+    model = make_dreamrec(data, hidden_size=32, n_layers=3, n_heads=4, inner_size=96, hidden_dropout_prob=0.3,
+                          attn_dropout_prob=0.2, hidden_act="relu", layer_norm_eps=1e-7)
+    assert len(model.trm_encoder.layer) == 3 and model.position_embedding.weight.shape[1] == 32
+    assert model.LayerNorm.eps == 1e-7 and model.dropout.p == 0.3
+    for layer in model.trm_encoder.layer:
+        attention, feed_forward = layer.multi_head_attention, layer.feed_forward
+        assert attention.num_attention_heads == 4 and attention.attention_head_size == 8  # 32 / 4
+        assert (attention.attn_dropout.p, attention.out_dropout.p, feed_forward.dropout.p) == (0.2, 0.3, 0.3)
+        assert attention.LayerNorm.eps == feed_forward.LayerNorm.eps == 1e-7
+        assert feed_forward.dense_1.out_features == 96
+        assert feed_forward.intermediate_act_fn(torch.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]  # relu, not gelu
+
+
+def test_a_linear_schedule_takes_its_ends_from_the_settings(data):
+    model = make_dreamrec(data, beta_schedule="linear", timesteps=5, beta_start=0.001, beta_end=0.05)
+    expected = [0.001 + k * (0.05 - 0.001) / 4 for k in range(5)]
+    torch.testing.assert_close(model.diffusion.betas, torch.tensor(expected), rtol=1e-6, atol=0)
+
+
+def test_initial_embeddings_and_null_vector_are_centred_with_the_set_scale(data):
+    """Position embeddings, the null guidance vector and (with code_size) the separate codes start N(0, s^2), s =
+    embedding_init_std; the item embeddings too with item_embedding_init: normal. Bounds: 5 standard errors."""
+    s = 0.5
+    model = make_dreamrec(data, embedding_init_std=s, item_embedding_init="normal", code_size=32)
+    for name, values in [("positions", model.position_embedding.weight), ("null", model.null_guidance),
+                         ("items", model.item_embedding.weight[1:]), ("codes", model.item_codes[1:])]:
+        values = values.detach().flatten()
+        assert abs(values.mean().item()) < 5 * s / math.sqrt(len(values)), name
+        assert values.std().item() == pytest.approx(s, rel=5 / math.sqrt(2 * len(values))), name
+
+
+def test_svd_codes_are_fixed_by_the_seed_setting_alone(data):
+    """ARPACK's start vector comes from a generator seeded with ``seed``: whatever drew from the global random stream
+    before the model was built, the codes (whose signs ARPACK leaves free) are the same."""
+    config, dataset = data[0], data[1]._dataset
+    torch.manual_seed(1)
+    first = DreamRec(config, dataset).item_embedding.weight.detach().clone()
+    torch.manual_seed(2)
+    second = DreamRec(config, dataset).item_embedding.weight.detach()
+    assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("code_size", [1, 32])
+def test_code_size_gives_a_code_table_of_its_own(data, code_size):
+    model = make_dreamrec(data, code_size=code_size)
+    assert model.codes.shape == (model.n_items, code_size) and model.item_embedding.weight.shape[1] == model.hidden_size
+
+
+def test_sasrec_style_init_of_the_encoder_and_denoiser(data):
+    model = make_dreamrec(data, initializer_range=0.02)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(torch.equal(m.weight, torch.ones_like(m.weight)) for m in norms)
+    assert all(torch.equal(m.bias, torch.zeros_like(m.bias)) for m in norms)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert all(torch.equal(m.bias, torch.zeros_like(m.bias)) for m in linears if m.bias is not None)
+    weights = torch.cat([m.weight.detach().flatten() for m in linears])
+    assert weights.std().item() == pytest.approx(0.02, rel=0.05) and abs(weights.mean().item()) < 1e-3
+
+
+def test_gru_weights_start_xavier_uniform_as_in_gru4rec(data):
+    model = make_dreamrec(data, encoder_type="gru")
+    gru = next(m for m in model.modules() if isinstance(m, torch.nn.GRU))
+    for name, weight in gru.named_parameters():
+        if name.startswith("weight"):
+            bound = math.sqrt(6.0 / (weight.shape[0] + weight.shape[1]))  # xavier_uniform_, gain 1
+            assert weight.abs().max().item() <= bound and weight.abs().max().item() > 0.9 * bound, name
+
+
+def test_the_padding_row_is_the_embeddings_padding_and_gets_no_gradient(data):
+    model = make_dreamrec(data, item_embedding_init="normal")
+    assert model.item_embedding.padding_idx == 0
+    batch = first_batch(data[1])
+    model.calculate_loss(batch).backward()
+    grad = model.item_embedding.weight.grad
+    assert grad[0].abs().sum().item() == 0
+    seen = torch.unique(batch[model.ITEM_SEQ])
+    # an item read only after a window's last target position reaches no loss (the encoder is causal): a few rows
+    assert (grad[seen[seen > 0]].abs().sum(dim=1) > 0).float().mean().item() > 0.9

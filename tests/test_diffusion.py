@@ -67,10 +67,17 @@ def test_unknown_schedule_raises():
         get_beta_schedule("quadratic", 10)
 
 
-@pytest.mark.parametrize("betas", [[], [0.0, 0.1], [0.5, 1.5], [[0.1, 0.2]]])
-def test_invalid_betas_raise(betas):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("betas,message", [([], "betas must be a non-empty 1-D array"),
+                                           ([[0.1, 0.2]], "betas must be a non-empty 1-D array"),
+                                           ([0.0, 0.1], r"betas must lie in \(0, 1\]"),
+                                           ([0.5, 1.5], r"betas must lie in \(0, 1\]")])
+def test_invalid_betas_raise(betas, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
         GaussianDiffusion(betas)
+
+
+def test_a_beta_of_one_is_allowed():
+    assert GaussianDiffusion([0.5, 1.0]).num_timesteps == 2
 
 
 # forward process and posterior -------------------------------------------------------------------------------------
@@ -212,6 +219,24 @@ def test_ddim_with_all_steps_and_eta_one_is_ddpm():
         )
 
 
+def test_ddim_by_default_is_deterministic_given_its_start():
+    """eta = 0 unless given: the sample depends on the first draw (x_T) alone, not on the draws of later steps."""
+    diffusion = GaussianDiffusion(get_beta_schedule("linear", 10, 0.01, 0.3))
+    start = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+
+    def noise(seed):
+        generator = torch.Generator().manual_seed(seed)
+        return lambda i, shape, device: start if i == 0 else torch.randn(shape, generator=generator)
+
+    def denoiser(x, t):
+        return torch.tanh(x) * (t.float()[:, None] + 1) / 10
+
+    sampler = DDIMSampler(diffusion, sampling_steps=4)
+    a = sampler.sample(denoiser, (16, 4), torch.device("cpu"), noise=noise(1))
+    b = sampler.sample(denoiser, (16, 4), torch.device("cpu"), noise=noise(2))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("steps,expected", [(1, [9]), (2, [9, 0]), (4, [9, 6, 3, 0]), (10, list(range(9, -1, -1)))])
 def test_ddim_timesteps(steps, expected):
     diffusion = GaussianDiffusion(get_beta_schedule("linear", 10))
@@ -262,6 +287,19 @@ def test_sinusoidal_step_embedding():
     torch.testing.assert_close(emb[0], torch.tensor([0.0] * 4 + [1.0] * 4))
     frequencies = [10000 ** (-k / 3) for k in range(4)]
     torch.testing.assert_close(emb[1, :4], torch.tensor([math.sin(3 * f) for f in frequencies]))
+    # late steps, where a wrong frequency shows: sin and cos of t * 10000^(-k / (half - 1))
+    embedding = SinusoidalStepEmbedding(16)
+    t = 199
+    frequencies = [10000 ** (-k / 7) for k in range(8)]
+    expected = [math.sin(t * f) for f in frequencies] + [math.cos(t * f) for f in frequencies]
+    torch.testing.assert_close(embedding(torch.tensor([t]))[0], torch.tensor(expected), rtol=0, atol=2e-5)
+    assert "frequencies" not in embedding.state_dict()  # derived, not a weight: checkpoints do not carry it
+
+
+@pytest.mark.parametrize("dim", [2, 6 + 1, 3])
+def test_sinusoidal_step_embedding_needs_an_even_size_of_at_least_four(dim):
+    with pytest.raises(ValueError, match=f"^step embedding size must be even and >= 4, got {dim}$"):
+        SinusoidalStepEmbedding(dim)
 
 
 @pytest.mark.parametrize("name", ["mlp1", "mlp2"])
