@@ -296,7 +296,7 @@ def test_sinusoidal_step_embedding():
     assert "frequencies" not in embedding.state_dict()  # derived, not a weight: checkpoints do not carry it
 
 
-@pytest.mark.parametrize("dim", [2, 6 + 1, 3])
+@pytest.mark.parametrize("dim", [2, 7, 3])
 def test_sinusoidal_step_embedding_needs_an_even_size_of_at_least_four(dim):
     with pytest.raises(ValueError, match=f"^step embedding size must be even and >= 4, got {dim}$"):
         SinusoidalStepEmbedding(dim)
