@@ -23,6 +23,10 @@ def constant_denoiser(value):
     return lambda x_t, t: torch.full_like(x_t, value)
 
 
+def step_dependent_denoiser(x, t):  # any deterministic x0-predictor that reads both inputs
+    return torch.tanh(x) * (t.float()[:, None] + 1) / 10
+
+
 # schedules ---------------------------------------------------------------------------------------------------------
 
 
@@ -208,12 +212,10 @@ def test_ddim_with_all_steps_and_eta_one_is_ddpm():
     torch.manual_seed(0)
     x_t, z = torch.randn(64, 8), torch.randn(64, 8)
 
-    def denoiser(x, t):  # any deterministic x0-predictor
-        return torch.tanh(x) * (t.float()[:, None] + 1) / 10
-
     for i, step in enumerate(ddim.timesteps):
         t = torch.full((64,), step)
         t_prev = ddim.timesteps[i + 1] if i + 1 < 10 else -1
+        denoiser = step_dependent_denoiser
         torch.testing.assert_close(
             ddim.p_sample(denoiser, x_t, t, t_prev, z), ddpm.p_sample(denoiser, x_t, t, z), rtol=1e-5, atol=1e-5
         )
@@ -228,12 +230,9 @@ def test_ddim_by_default_is_deterministic_given_its_start():
         generator = torch.Generator().manual_seed(seed)
         return lambda i, shape, device: start if i == 0 else torch.randn(shape, generator=generator)
 
-    def denoiser(x, t):
-        return torch.tanh(x) * (t.float()[:, None] + 1) / 10
-
     sampler = DDIMSampler(diffusion, sampling_steps=4)
-    a = sampler.sample(denoiser, (16, 4), torch.device("cpu"), noise=noise(1))
-    b = sampler.sample(denoiser, (16, 4), torch.device("cpu"), noise=noise(2))
+    a = sampler.sample(step_dependent_denoiser, (16, 4), torch.device("cpu"), noise=noise(1))
+    b = sampler.sample(step_dependent_denoiser, (16, 4), torch.device("cpu"), noise=noise(2))
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
