@@ -634,3 +634,56 @@ def test_published_results_are_rows_of_their_own_beside_measured_ones(in_tmp_dir
                                          ["SRGNN (published)", "published"]]
     assert rows[0][-2:] == ["0.1234", "0.2500"] and rows[1][-2:] == ["0.1471", "0.2662"] and rows[2][-2:] == ["0.1360", ""]
     assert "Rows marked published were not measured here: RecBole's tuned runs." in (out / "results.md").read_text()
+
+
+def test_unfinished_runs_continue_when_a_packaged_default_changes_to_what_the_run_sets_itself(in_tmp_dir, monkeypatch):
+    """The digest is of the values a run computes from, not of where each comes from: a data set default that an
+    ablation variant (a --key=value) already sets can change under the unfinished variant, which continues; a default
+    the run does take still starts it afresh, and a digest of the sources (before 2026-12-02) is still accepted."""
+    from recbole_dreamrec.analysis import benchmark
+    from recbole_dreamrec.analysis.benchmark import (Progress, effective_settings, legacy_settings_fingerprints,
+                                                     start_progress)
+
+    packaged = in_tmp_dir / "properties"
+    (packaged / "model").mkdir(parents=True)
+    (packaged / "dataset" / "ml-1m").mkdir(parents=True)
+    (packaged / "model" / "DreamRec.yaml").write_text("hidden_size: 64\nlearning_rate: 0.001\n"
+                                                      "eval_args: {split: {RS: [0.8, 0.1, 0.1]}, order: RO}\n")
+    (packaged / "dataset" / "ml-1m" / "DreamRec.yaml").write_text("hidden_size: 256\n")
+    monkeypatch.setattr(benchmark, "properties_path", lambda *parts: packaged.joinpath(*parts))
+    setting, logs, trainer = in_tmp_dir / "setting.yaml", [], _FakeTrainer()
+    setting.write_text("eval_args: {split: {LS: valid_and_test}}\n")
+    Path("last.pth").write_bytes(b"")
+    variant = {"hidden_size": 512, "train_batch_size": 2048}
+
+    def start():
+        return start_progress(in_tmp_dir, "DreamRec", "ml-1m", [str(setting)], variant, False, logs.append)
+
+    # later sources win; a nested dict is merged key by key, as RecBole merges eval_args
+    assert effective_settings("DreamRec", "ml-1m", [str(setting)], variant) == {
+        "hidden_size": 512, "learning_rate": 0.001, "train_batch_size": 2048,
+        "eval_args": {"split": {"RS": [0.8, 0.1, 0.1], "LS": "valid_and_test"}, "order": "RO"}}
+    first = start()
+    trainer.train_epoch_seconds, trainer.eval_seconds = [10.0], [5.0]
+    first(trainer, 0, 0.1)
+    # the data set default moves to what the variant sets anyway, and a new default repeats the variant's value
+    (packaged / "dataset" / "ml-1m" / "DreamRec.yaml").write_text("hidden_size: 512\ntrain_batch_size: 2048\n")
+    assert start().history == first.history and not any("afresh" in line for line in logs)
+    # a default the run takes from the packaged files changes: another setting
+    (packaged / "model" / "DreamRec.yaml").write_text("hidden_size: 64\nlearning_rate: 0.002\n"
+                                                      "eval_args: {split: {RS: [0.8, 0.1, 0.1]}, order: RO}\n")
+    assert start().history == [] and "settings changed" in logs[-1]
+    # so does a nested value no later source replaces
+    first = start()
+    first(trainer, 0, 0.1)
+    (packaged / "model" / "DreamRec.yaml").write_text("hidden_size: 64\nlearning_rate: 0.002\n"
+                                                      "eval_args: {split: {RS: [0.8, 0.1, 0.1]}, order: TO}\n")
+    assert start().history == [] and "settings changed" in logs[-1]
+    # a progress file holding the earlier digest of the sources continues under the same sources
+    first = start()
+    first(trainer, 0, 0.1)
+    path = in_tmp_dir / "runs" / "DreamRec.progress.json"
+    state = Progress.load(path)
+    state["fingerprint"] = legacy_settings_fingerprints("DreamRec", "ml-1m", [str(setting)], variant)[0]
+    path.write_text(json.dumps(state))
+    assert start().history == first.history

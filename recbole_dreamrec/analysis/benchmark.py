@@ -11,6 +11,7 @@ validation. Paths in the records are written relative to the working directory (
 ``<recbole>/...``), so the records of a checkout mean the same on another machine.
 """
 
+import copy
 import hashlib
 import json
 import os
@@ -130,17 +131,36 @@ def _without_neutral(values):
     return {k: v for k, v in values.items() if k not in RESULT_NEUTRAL_KEYS}
 
 
+def effective_settings(model, dataset, config_file_list, config_dict):
+    """The values a run gets from the plugin's packaged defaults (:func:`packaged_settings`), then its setting files
+    in their order, then its ``--key=value`` settings, each later one winning (nested dicts merged key by key), without
+    :data:`RESULT_NEUTRAL_KEYS`: what the run computes from, whichever file a value comes from."""
+    merged = {}
+    for values in [*packaged_settings(model, dataset), *setting_file_values(config_file_list), config_dict or {}]:
+        if isinstance(values, dict):
+            _merge_into(merged, _without_neutral(values))
+    return merged
+
+
+def _merge_into(merged, values):
+    """``merged`` updated with ``values``, a nested dict merged into a nested dict key by key."""
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            _merge_into(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+
+
 def settings_fingerprint(model, dataset, config_file_list, config_dict):
-    """A digest of the settings a run comes from (the model, the dataset, the values of the setting files in their
-    order, the ``--key=value`` settings, and the plugin's packaged defaults for the model and dataset): an
-    unfinished run is continued only under the same one. The files count by their values, so a comment or the
-    layout of a file can change while a model is unfinished; a changed default (say DreamRec's ``sampling_steps``)
-    starts it afresh instead of mixing two settings in one validation curve. Settings that do not change what a
-    run computes (:data:`RESULT_NEUTRAL_KEYS`: how often it writes checkpoints) do not count."""
-    files = [_without_neutral(v) for v in setting_file_values(config_file_list)]
-    packaged = [_without_neutral(v) for v in packaged_settings(model, dataset)]
-    config_dict = _without_neutral(config_dict or {})
-    return _values_digest([model, dataset, plain(config_dict), plain(files), plain(packaged)])
+    """A digest of the settings a run comes from (:func:`effective_settings`: the plugin's packaged defaults for the
+    model and dataset, overridden by the setting files in their order, then by the ``--key=value`` settings): an
+    unfinished run is continued only under the same one. Values count, not where they come from, so a comment or
+    the layout of a file can change while a model is unfinished, and so can a packaged default that the run sets
+    itself (a new data set default that an ablation variant already names); a changed default the run does take
+    (say DreamRec's ``sampling_steps``) starts it afresh instead of mixing two settings in one validation curve.
+    Settings that do not change what a run computes (:data:`RESULT_NEUTRAL_KEYS`: how often it writes checkpoints)
+    do not count."""
+    return _values_digest([model, dataset, plain(effective_settings(model, dataset, config_file_list, config_dict))])
 
 
 def _values_digest(values):
@@ -149,15 +169,18 @@ def _values_digest(values):
 
 
 def legacy_settings_fingerprints(model, dataset, config_file_list, config_dict):
-    """The digests progress files held before 2026-11-29, session 7: the setting files' values without the packaged
-    defaults, and (before that) the files' bytes. Accepted so that a run started then continues; rewritten as
-    :func:`settings_fingerprint` at its next validation."""
+    """The digests progress files held before :func:`settings_fingerprint` merged the settings (2026-12-02): each
+    source's values in a list (the ``--key=value`` settings, the setting files, the packaged defaults), before
+    2026-11-29 the same without the packaged defaults, and before that the files' bytes. Accepted so that a run
+    started then continues; rewritten as :func:`settings_fingerprint` at its next validation."""
     files = [_without_neutral(v) for v in setting_file_values(config_file_list)]
+    packaged = [_without_neutral(v) for v in packaged_settings(model, dataset)]
     config_dict = _without_neutral(config_dict or {})
     digest = hashlib.sha256(json.dumps([model, dataset, plain(config_dict)], sort_keys=True).encode())
     for path in config_file_list:
         digest.update(Path(path).read_bytes())
-    return _values_digest([model, dataset, plain(config_dict), plain(files)]), digest.hexdigest()[:16]
+    return (_values_digest([model, dataset, plain(config_dict), plain(files), plain(packaged)]),
+            _values_digest([model, dataset, plain(config_dict), plain(files)]), digest.hexdigest()[:16])
 
 
 def duration(seconds):
