@@ -3,7 +3,8 @@
     python benchmarks/compare.py --dataset ml-100k --models DreamRec,SASRec,GRU4Rec,Pop \
         --config_files benchmarks/configs/ml-100k.yaml
 
-Per-model overrides live in ``<config dir>/models/<Model>.yaml``. Results: ``benchmarks/results/<dataset>/``.
+Per-model overrides live in ``<config dir>/models/<Model>.yaml`` (every setting), then
+``<config dir>/models/<setting>/<Model>.yaml`` (that setting file only). Results: ``benchmarks/results/<dataset>/``.
 Re-running skips finished models and continues an interrupted one from its last checkpoint (same command, same
 settings: ``runs/<Model>.progress.json`` says where it stopped); ``--redo SASRec`` (or ``--redo all``) runs
 finished models again from the start (their records move to ``runs/replaced/``; an interrupted redo continues like

@@ -23,13 +23,14 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
 from recbole_dreamrec.checks import check_model_file  # noqa: E402
 from recbole_dreamrec.errors import ConfigError, InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
-from recbole_dreamrec.analysis.evaluation import Checkpoint  # noqa: E402
+from recbole_dreamrec.analysis.evaluation import Checkpoint, paired_difference  # noqa: E402
 from recbole_dreamrec.reporting import write_table  # noqa: E402
 
 METRICS = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")
@@ -54,22 +55,27 @@ def checkpoint_config(model_file):
     return torch.load(check_model_file(model_file), map_location="cpu", weights_only=False)["config"]
 
 
-def mean_over_seeds(checkpoints, settings, n_seeds, split, per_checkpoint=None):
+def mean_over_seeds(checkpoints, settings, n_seeds, split, per_checkpoint=None, paired=None):
     """One row per setting: the metrics averaged over the checkpoints (:class:`Checkpoint`) and ``n_seeds``
     sampling seeds each (its config's ``seed``, ``seed + 1``, ...: the first is the one its training run evaluated
     with), and the evaluation seconds summed. With a list ``per_checkpoint``, one row per checkpoint and setting
-    (the metrics averaged over that checkpoint's sampling seeds; ``seed``: its training seed) is appended to it."""
+    (the metrics averaged over that checkpoint's sampling seeds; ``seed``: its training seed) is appended to it.
+    With a metric ``paired``, each row also holds ``per_user``: every (checkpoint, user) pair's value of it,
+    averaged over the sampling seeds, in one order for every setting (for :func:`paired_difference`)."""
     per_file = []
     for checkpoint in checkpoints:
         seed = checkpoint.config["seed"]
         runs = [{**s, "sampling_seed": seed + i} for s in settings for i in range(n_seeds)]
-        per_file.append(checkpoint.evaluate(runs, split=split))
+        per_file.append(checkpoint.evaluate(runs, split=split, per_user=(paired,) if paired else ()))
     out = []
     for i, setting in enumerate(settings):
         groups = [rows[i * n_seeds:(i + 1) * n_seeds] for rows in per_file]  # one per checkpoint
         group = [row for rows in groups for row in rows]
         out.append({**setting, "seconds": sum(r["seconds"] for r in group), "users": group[0]["users"],
                     **mean_metrics(group)})
+        if paired:  # [n_checkpoints * n_users]
+            out[-1]["per_user"] = np.concatenate([np.mean([r["per_user"][paired] for r in rows], axis=0)
+                                                  for rows in groups])
         if per_checkpoint is not None:
             for checkpoint, rows in zip(checkpoints, groups):
                 per_checkpoint.append({"split": split, "seed": checkpoint.config["seed"], **setting,
@@ -135,7 +141,8 @@ def main(argv=None):
 
     checkpoints = [Checkpoint(f) for f in model_files]  # each loaded once, for both splits
     per_checkpoint = []
-    valid = mean_over_seeds(checkpoints, grid, args.sampling_seeds, "valid", per_checkpoint)
+    valid = mean_over_seeds(checkpoints, grid, args.sampling_seeds, "valid", per_checkpoint, paired=metric)
+    own_users = next(row["per_user"] for row in valid if setting_key(row) == setting_key(own))
     # the best valid score; a tie keeps the checkpoints' own setting
     best = max(valid, key=lambda row: (row[metric], all(row[k] == own[k] for k in own)))
     chosen = {k: best[k] for k in own}
@@ -143,15 +150,17 @@ def main(argv=None):
                            "test", per_checkpoint)
     test_of = {setting_key(r): r for r in test}
 
-    header = ["w", "S", "K", *(f"valid {m}" for m in METRICS), "valid s", *(f"test {m}" for m in METRICS)]
+    header = ["w", "S", "K", *(f"valid {m}" for m in METRICS), f"valid {metric} − own (paired SE)", "valid s",
+              *(f"test {m}" for m in METRICS)]
     table = []
     for row in valid:
         key = setting_key(row)
         mark = " (own)" if key == setting_key(own) else ""
         mark += " (chosen on valid)" if key == setting_key(chosen) else ""
         tested = test_of.get(key)
+        gain, se = paired_difference(row["per_user"], own_users)
         table.append([f"{row['guidance_weight']:g}{mark}", row["generation_samples"], steps_label(row),
-                      *(f"{row[m]:.4f}" for m in METRICS), f"{row['seconds']:.1f}",
+                      *(f"{row[m]:.4f}" for m in METRICS), f"{gain:+.4f} ({se:.4f})", f"{row['seconds']:.1f}",
                       *((f"{tested[m]:.4f}" for m in METRICS) if tested else [""] * len(METRICS))])
     hit = best["hit@10"]
     users = best["users"]
@@ -172,7 +181,9 @@ def main(argv=None):
     after = [
         "",
         f"One binomial standard error of HR@10 near {hit:.3f} over {users} users (one checkpoint): "
-        f"{math.sqrt(hit * (1 - hit) / users):.4f}; gaps under about two are ties.",
+        f"{math.sqrt(hit * (1 - hit) / users):.4f}; gaps under about two are ties. The paired column compares each "
+        f"setting with the checkpoints' own on the same users and checkpoints (the standard error of the mean "
+        f"per-user difference, smaller than the binomial one when the two rank most users alike).",
         "",
         f"Command: `{command}`",
     ]

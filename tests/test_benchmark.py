@@ -115,6 +115,15 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
                                                               "generation_samples": int(best["S"])}])
     assert float(best["test hit@10"]) == pytest.approx(chosen_test["hit@10"], abs=5e-5)
     assert "binomial standard error" in (out / "guidance.md").read_text()
+    # the paired column: the mean per-user difference from the own setting (the difference of the two means, the
+    # same users) and its standard error, zero against itself
+    paired = "valid ndcg@10 − own (paired SE)"
+    assert own_row[paired] == "+0.0000 (0.0000)"
+    for row in sweep:
+        gain, se = row[paired].replace("(", "").replace(")", "").split()
+        assert float(gain) == pytest.approx(float(row["valid ndcg@10"]) - float(own_row["valid ndcg@10"]), abs=2e-4)
+        assert float(se) >= 0
+    assert any(float(row[paired].split()[1].strip("()")) > 0 for row in sweep)  # a per-user spread, not a constant
     assert {row["K"] for row in sweep} == {str(run["config"]["sampling_steps"])}  # no --steps: the run's own K
 
     # DDIM steps K as a third inference knob: each row is evaluated with its own K
@@ -687,3 +696,37 @@ def test_unfinished_runs_continue_when_a_packaged_default_changes_to_what_the_ru
     state["fingerprint"] = legacy_settings_fingerprints("DreamRec", "ml-1m", [str(setting)], variant)[0]
     path.write_text(json.dumps(state))
     assert start().history == first.history
+
+
+def test_a_models_overrides_for_one_setting_apply_after_those_for_every_setting(in_tmp_dir):
+    from recbole_dreamrec.analysis.benchmark import model_override_files
+
+    shared = write_yaml(in_tmp_dir / "configs" / "ml-1m.yaml", {"train_batch_size": 256})
+    general = write_yaml(in_tmp_dir / "configs" / "models" / "DreamRec.yaml", {"train_batch_size": 512})
+    specific = write_yaml(in_tmp_dir / "configs" / "models" / "ml-1m" / "DreamRec.yaml", {"train_batch_size": 2048})
+    write_yaml(in_tmp_dir / "configs" / "models" / "ml-100k" / "DreamRec.yaml", {"train_batch_size": 4096})
+    write_yaml(in_tmp_dir / "configs" / "models" / "ml-1m" / "SASRec.yaml", {"train_batch_size": 128})
+
+    assert model_override_files([shared], "DreamRec") == [general, specific]
+    assert model_override_files([shared], "GRU4Rec") == []
+    assert model_override_files([], "DreamRec") == []
+    other = write_yaml(in_tmp_dir / "configs" / "ml-100k.yaml", {})
+    assert model_override_files([other, shared], "DreamRec") == [general, str(Path(other).parent / "models" /
+                                                                             "ml-100k" / "DreamRec.yaml")]
+
+
+def test_the_ml1m_benchmark_runs_dreamrec_in_its_shipped_ml1m_setting_and_the_baselines_at_the_shared_batch():
+    """benchmarks/configs/ml-1m.yaml sets one batch for every model; DreamRec's row must still be what
+    ``--dataset ml-1m`` users get from properties/dataset/ml-1m/DreamRec.yaml."""
+    from recbole_dreamrec.analysis.benchmark import effective_settings, model_override_files, packaged_settings
+
+    root = Path(__file__).resolve().parents[1]
+    shared = [str(root / "benchmarks" / "configs" / "ml-1m.yaml")]
+    shipped = {}
+    for values in packaged_settings("DreamRec", "ml-1m"):
+        shipped.update(values or {})
+    ran = effective_settings("DreamRec", "ml-1m", shared + model_override_files(shared, "DreamRec"), {})
+    for key in ("hidden_size", "train_batch_size", "learning_rate", "diffusion_loss_type"):
+        assert ran[key] == shipped[key], key
+    baseline = effective_settings("GRU4Rec", "ml-1m", shared + model_override_files(shared, "GRU4Rec"), {})
+    assert baseline["train_batch_size"] == 256

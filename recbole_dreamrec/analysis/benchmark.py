@@ -27,12 +27,16 @@ from recbole_dreamrec.analysis.tables import (TABLE_METRICS, sum_or_none, cpu_se
 from recbole_dreamrec.reporting import atomic_write_text, local_path, machine_info, plain, portable
 from recbole_dreamrec.utils import properties_path
 
-def model_override_file(config_dir, model):
-    """The per-model override file ``<config_dir>/models/<Model>.yaml``, or ``None``."""
-    if config_dir is None:
-        return None
-    path = Path(config_dir) / "models" / f"{model}.yaml"
-    return str(path) if path.is_file() else None
+def model_override_files(config_file_list, model):
+    """A model's own overrides of a shared setting, those that exist, in the order they apply: for every setting
+    ``<dir>/models/<Model>.yaml`` and, for this one, ``<dir>/models/<setting>/<Model>.yaml`` (``<dir>`` and
+    ``<setting>``: the folder and the file name without ``.yaml`` of the first shared setting file, e.g.
+    ``configs/models/ml-1m/DreamRec.yaml`` for ``configs/ml-1m.yaml``)."""
+    if not config_file_list:
+        return []
+    first = Path(config_file_list[0])
+    candidates = [first.parent / "models" / f"{model}.yaml", first.parent / "models" / first.stem / f"{model}.yaml"]
+    return [str(path) for path in candidates if path.is_file()]
 
 
 def run_model(model, dataset, config_file_list, config_dict, progress=None):
@@ -292,8 +296,8 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
     Args:
         models (list[str]): model names.
         dataset (str): dataset name.
-        config_file_list (list[str]): the shared setting; ``<dir of the first file>/models/<Model>.yaml`` is added
-            for a model when it exists (its own overrides).
+        config_file_list (list[str]): the shared setting; a model's own overrides are added after it where they
+            exist (:func:`model_override_files`).
         out_dir (str): where ``runs/``, ``configs/`` and the tables go.
         config_dict (dict, optional): settings for every model (e.g. ``epochs`` for a smoke run).
         redo (iterable[str]): models to run again although finished (``"all"`` for every model): the finished
@@ -312,7 +316,6 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
     if missing:
         raise InputNotFoundError(f"config file {missing[0]!r} not found")
     out_dir = Path(out_dir)
-    config_dir = Path(config_file_list[0]).parent if config_file_list else None
     redo = set(models) if "all" in redo else set(redo)
     records, start = [], time.perf_counter()
     for n, model in enumerate(models, start=1):
@@ -326,7 +329,7 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
             replaced = replace_finished_run(run_file)
             log(f"[{n}/{len(models)}] {model}: running again; the finished record is kept as {replaced}")
             afresh = True  # from the start, not from a progress file left behind
-        files = list(config_file_list) + [f for f in [model_override_file(config_dir, model)] if f]
+        files = list(config_file_list) + model_override_files(config_file_list, model)
         progress = start_progress(out_dir, model, dataset, files, config_dict, afresh, log)
         progress.on_write = lambda: write_tables(with_other_runs(records, out_dir), out_dir, dataset, metrics)
         settings = with_checkpoint_dir(config_dict, files)

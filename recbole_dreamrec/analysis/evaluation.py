@@ -180,8 +180,10 @@ class Checkpoint:
         check_split(split)
         return self.test_data if split == "test" else self.valid_data
 
-    def evaluate(self, settings=(None,), split="test", mask_history=False):
-        """Metrics and evaluation seconds on ``split``, once per setting (see :func:`evaluate_checkpoint`)."""
+    def evaluate(self, settings=(None,), split="test", mask_history=False, per_user=()):
+        """Metrics and evaluation seconds on ``split``, once per setting (see :func:`evaluate_checkpoint`); with
+        ``per_user`` (top-k metric names), each row also holds ``per_user``: ``{name: numpy array [n_users]}``, each
+        evaluated user's value (:meth:`user_metrics`), for paired comparisons of the settings."""
         eval_data = self.split_data(split)
         rows = []
         for setting in settings:
@@ -189,10 +191,12 @@ class Checkpoint:
                 apply_inference_setting(self.model, self.config, setting or {})  # {}: the config's, as saved
                 self._as_saved = not setting
             start = time.perf_counter()
-            result = self.metrics(eval_data, mask_history)
+            result, users = self.user_metrics(eval_data, per_user, mask_history)
             seconds = time.perf_counter() - start
             row = {"model": self.config["model"], **(setting or {}), "seconds": seconds, "users": eval_data.sample_size}
             rows.append({**row, "mask_history": bool(mask_history), **result})
+            if per_user:
+                rows[-1]["per_user"] = users
         return rows
 
 
