@@ -718,15 +718,15 @@ def test_a_models_overrides_for_one_setting_apply_after_those_for_every_setting(
 def test_the_ml1m_benchmark_runs_dreamrec_in_its_shipped_ml1m_setting_and_the_baselines_at_the_shared_batch():
     """benchmarks/configs/ml-1m.yaml sets one batch for every model; DreamRec's row must still be what
     ``--dataset ml-1m`` users get from properties/dataset/ml-1m/DreamRec.yaml."""
-    from recbole_dreamrec.analysis.benchmark import effective_settings, model_override_files, packaged_settings
+    from recbole_dreamrec import Config
+    from recbole_dreamrec.analysis.benchmark import effective_settings, model_override_files
 
     root = Path(__file__).resolve().parents[1]
     shared = [str(root / "benchmarks" / "configs" / "ml-1m.yaml")]
-    shipped = {}
-    for values in packaged_settings("DreamRec", "ml-1m"):
-        shipped.update(values or {})
+    shipped = Config("DreamRec", "ml-1m")  # what `--dataset ml-1m` gives without setting files
     ran = effective_settings("DreamRec", "ml-1m", shared + model_override_files(shared, "DreamRec"), {})
-    for key in ("hidden_size", "train_batch_size", "learning_rate", "diffusion_loss_type"):
+    for key in ("hidden_size", "train_batch_size", "learning_rate", "diffusion_loss_type", "guidance_weight",
+                "sampling_steps"):
         assert ran[key] == shipped[key], key
     baseline = effective_settings("GRU4Rec", "ml-1m", shared + model_override_files(shared, "GRU4Rec"), {})
     assert baseline["train_batch_size"] == 256
