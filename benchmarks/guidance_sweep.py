@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 from recbole_dreamrec.checks import check_model_file  # noqa: E402
 from recbole_dreamrec.errors import ConfigError, InputNotFoundError, add_debug_flag, main_guard  # noqa: E402
 from recbole_dreamrec.analysis.evaluation import Checkpoint, paired_difference  # noqa: E402
-from recbole_dreamrec.reporting import write_table  # noqa: E402
+from recbole_dreamrec.reporting import portable_path, write_table  # noqa: E402
 
 METRICS = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")
 SETTING_KEYS = ("guidance_weight", "generation_samples", "sampler", "sampling_steps")
@@ -164,8 +164,10 @@ def main(argv=None):
                       *((f"{tested[m]:.4f}" for m in METRICS) if tested else [""] * len(METRICS))])
     hit = best["hit@10"]
     users = best["users"]
-    trained = ", ".join(f"`{f}` (seed {c['seed']})" for f, c in zip(model_files, configs))
-    command = " ".join(["python benchmarks/guidance_sweep.py", *(sys.argv[1:] if argv is None else argv)])
+    # the page names checkpoints as the run records do (~/..., or relative to the checkout), not by this machine's paths
+    trained = ", ".join(f"`{portable_path(f)}` (seed {c['seed']})" for f, c in zip(model_files, configs))
+    given = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python benchmarks/guidance_sweep.py", *(portable_path(arg) for arg in given)])
     before = [
         f"# {config['dataset']}: DreamRec's guidance weight w, oracles per history S and steps K, chosen on valid "
         f"{metric}",

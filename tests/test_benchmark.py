@@ -210,8 +210,12 @@ def test_ablation_runs_variants_and_seeds_resumes_and_evaluates_readouts(tiny_co
     # guidance sweep over two seeds' checkpoints: the own setting, each with its own sampling seed, is the mean of
     # the two runs' test results; checkpoints trained otherwise are refused
     sweep_script = load_script("guidance_sweep")
-    sweep_script.main(["--model_files", records[0]["model_file"], records[1]["model_file"], "--out", str(out),
+    absolute = [str(Path(record["model_file"]).resolve()) for record in records[:2]]  # as a shell expands ~/...
+    sweep_script.main(["--model_files", *absolute, "--out", str(out),
                        "--weights", "0,1", "--samples", "1", "--sampling_seeds", "1"])
+    page = (out / "guidance.md").read_text()  # names the checkpoints as the records do, not by this machine's paths
+    assert str(Path.cwd()) not in page and f"`{records[0]['model_file']}` (seed 1)" in page
+    assert f"--model_files {records[0]['model_file']} {records[1]['model_file']} --out" in page
     own = next(row for row in csv.DictReader((out / "guidance.csv").open()) if "(own)" in row["w"])
     assert float(own["test hit@10"]) == pytest.approx((records[0]["test"]["hit@10"] + records[1]["test"]["hit@10"]) / 2,
                                                      abs=5e-5)
@@ -693,9 +697,50 @@ def test_unfinished_runs_continue_when_a_packaged_default_changes_to_what_the_ru
     first(trainer, 0, 0.1)
     path = in_tmp_dir / "runs" / "DreamRec.progress.json"
     state = Progress.load(path)
-    state["fingerprint"] = legacy_settings_fingerprints("DreamRec", "ml-1m", [str(setting)], variant)[0]
+    state["fingerprint"] = legacy_settings_fingerprints("DreamRec", "ml-1m", [str(setting)], variant)[1]
     path.write_text(json.dumps(state))
     assert start().history == first.history
+
+
+def test_a_run_given_its_settings_on_the_command_line_continues_under_the_values_they_stand_for(in_tmp_dir,
+                                                                                                 monkeypatch):
+    """``--seed=2021`` reaches compare.py as the string '2021' and RecBole computes with the int 2021: the digest is of
+    the value, so the same run given as a string, an int or from a file is one run; a progress file that held the
+    digest of the raw strings (before 2026-12-03) continues too."""
+    from recbole_dreamrec.analysis import benchmark
+    from recbole_dreamrec.analysis.benchmark import (Progress, effective_settings, legacy_settings_fingerprints,
+                                                     settings_fingerprint, start_progress)
+
+    packaged = in_tmp_dir / "properties"
+    (packaged / "model").mkdir(parents=True)
+    (packaged / "model" / "SASRec.yaml").write_text("n_layers: 2\n")
+    monkeypatch.setattr(benchmark, "properties_path", lambda *parts: packaged.joinpath(*parts))
+    setting = write_yaml(in_tmp_dir / "setting.yaml", {"epochs": 10})
+    typed = {"seed": 2021, "learning_rate": 0.002, "reproducibility": True, "data_path": "d", "topk": [10, 20]}
+    given = {"seed": "2021", "learning_rate": "0.002", "reproducibility": "true", "data_path": "d",
+             "topk": "[10, 20]"}
+    assert effective_settings("SASRec", "ml-1m", [str(setting)], given) == {"n_layers": 2, "epochs": 10, **typed}
+    digest = settings_fingerprint("SASRec", "ml-1m", [str(setting)], typed)
+    assert settings_fingerprint("SASRec", "ml-1m", [str(setting)], given) == digest
+    assert settings_fingerprint("SASRec", "ml-1m", [str(setting)], {**given, "seed": "2022"}) != digest
+
+    logs, trainer = [], _FakeTrainer()
+    Path("last.pth").write_bytes(b"")
+    first = start_progress(in_tmp_dir, "SASRec", "ml-1m", [str(setting)], given, False, logs.append)
+    trainer.train_epoch_seconds, trainer.eval_seconds, trainer.last_model_file = [10.0], [5.0], "last.pth"
+    first(trainer, 0, 0.1)
+    assert start_progress(in_tmp_dir, "SASRec", "ml-1m", [str(setting)], typed, False, logs.append).history == \
+        first.history
+    # the digest of the strings as given, which progress files held before: still the same run
+    path = in_tmp_dir / "runs" / "SASRec.progress.json"
+    state = Progress.load(path)
+    raw = benchmark._values_digest(["SASRec", "ml-1m", {"n_layers": 2, "epochs": 10, **given}])
+    assert raw != digest and raw in legacy_settings_fingerprints("SASRec", "ml-1m", [str(setting)], given)
+    state["fingerprint"] = raw
+    path.write_text(json.dumps(state))
+    assert start_progress(in_tmp_dir, "SASRec", "ml-1m", [str(setting)], given, False, logs.append).history == \
+        first.history
+    assert not any("afresh" in line or "settings changed" in line for line in logs)
 
 
 def test_a_models_overrides_for_one_setting_apply_after_those_for_every_setting(in_tmp_dir):
@@ -713,6 +758,33 @@ def test_a_models_overrides_for_one_setting_apply_after_those_for_every_setting(
     other = write_yaml(in_tmp_dir / "configs" / "ml-100k.yaml", {})
     assert model_override_files([other, shared], "DreamRec") == [general, str(Path(other).parent / "models" /
                                                                              "ml-100k" / "DreamRec.yaml")]
+
+
+def test_an_ablation_runs_its_model_under_the_same_per_model_overrides_as_compare(in_tmp_dir, monkeypatch):
+    """An ablation of DreamRec under configs/ml-1m.yaml varies the setting compare.py's DreamRec row ran in (its own
+    batch from configs/models/ml-1m/DreamRec.yaml), not the baselines' shared batch at DreamRec's learning rate; a
+    variant's own value still wins over the override."""
+    from recbole_dreamrec.analysis import ablation, benchmark
+
+    shared = write_yaml(in_tmp_dir / "configs" / "ml-1m.yaml", {"train_batch_size": 256})
+    override = write_yaml(in_tmp_dir / "configs" / "models" / "ml-1m" / "DreamRec.yaml", {"train_batch_size": 2048})
+    ran = []
+
+    def train_and_test(model, dataset, config_file_list, config_dict, progress=None):  # what run_model calls
+        ran.append((model, list(config_file_list), dict(config_dict)))
+        raise RuntimeError("not trained in this test")
+
+    monkeypatch.setattr(benchmark, "run_recbole_dreamrec", train_and_test)
+    variants = {"wide": {"inner_size": 1024}, "small-batch": {"train_batch_size": 256}}
+    ablation.run_ablation(variants, [1], "ml-1m", [shared], in_tmp_dir / "out", ["ndcg@10"], log=lambda *a: None)
+    assert [(model, files) for model, files, _ in ran] == [("DreamRec", [shared, override])] * 2
+    progress = {path.name: json.loads(path.read_text()) for path in (in_tmp_dir / "out" / "runs").glob("*.json")}
+    assert {name: record["status"] for name, record in progress.items()} == {
+        "wide__seed1.json": "failed", "small-batch__seed1.json": "failed"}
+    # the digest of a variant counts the override: the same run as the variant that names the batch itself
+    from recbole_dreamrec.analysis.benchmark import effective_settings
+    assert effective_settings("DreamRec", "ml-1m", ran[0][1], ran[0][2])["train_batch_size"] == 2048
+    assert effective_settings("DreamRec", "ml-1m", ran[1][1], ran[1][2])["train_batch_size"] == 256
 
 
 def test_the_ml1m_benchmark_runs_dreamrec_in_its_shipped_ml1m_setting_and_the_baselines_at_the_shared_batch():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from recbole_dreamrec.analysis.benchmark import run_model, start_progress, with_checkpoint_dir
+from recbole_dreamrec.analysis.benchmark import model_override_files, run_model, start_progress, with_checkpoint_dir
 from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.reporting import atomic_write_text, local_path, write_table
 
@@ -50,7 +50,8 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
         variants (dict): ``{name: settings}`` (see :func:`load_variants`).
         seeds (list[int]): the seeds (``seed`` drives initialisation, training order and sampling noise).
         dataset (str): dataset name.
-        config_file_list (list[str]): the shared setting.
+        config_file_list (list[str]): the shared setting; the model's own overrides of it apply after it, as in
+            :func:`~recbole_dreamrec.analysis.benchmark.compare` (:func:`model_override_files`).
         out_dir (str): where ``runs/`` and the tables go.
         metrics (list[str]): test metrics for the tables (e.g. ``hit@20``), the first one is the headline.
         config_dict (dict, optional): settings applied to every run (under the variant's own).
@@ -68,16 +69,19 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
             if path.is_file():
                 records.append(json.loads(path.read_text()))
                 continue
-            settings_run = with_checkpoint_dir({**(config_dict or {}), **settings, "seed": seed}, config_file_list)
-            model = settings_run.pop("model", "DreamRec")
-            progress = start_progress(out_dir, model, dataset, list(config_file_list), settings_run, False, log,
-                                      name=path.stem)
+            model = settings.get("model", "DreamRec")
+            # the model's own overrides of the shared setting, as compare.py applies them: a variant varies the
+            # setting the model's row in the comparison ran in
+            files = list(config_file_list) + model_override_files(config_file_list, model)
+            settings_run = with_checkpoint_dir({**(config_dict or {}), **settings, "seed": seed}, files)
+            settings_run.pop("model", None)
+            progress = start_progress(out_dir, model, dataset, files, settings_run, False, log, name=path.stem)
             if progress.last_model_file:
                 settings_run["resume_file"] = local_path(progress.last_model_file)
                 log(f"[{n}/{total}] {name} seed {seed}: continuing from {progress.last_model_file} "
                     f"({len(progress.history)} epochs validated)")
             log(f"[{n}/{total}] {name} seed {seed}: {settings} (elapsed {time.perf_counter() - start:.0f}s)")
-            record = progress.finish(run_model(model, dataset, list(config_file_list), settings_run, progress=progress))
+            record = progress.finish(run_model(model, dataset, files, settings_run, progress=progress))
             record.update(variant=name, seed=seed, settings=settings)
             record["valid_metric"] = str((record.get("config") or {}).get("valid_metric", "")).lower() or None
             record.pop("config", None)  # model_file stays (already relative): readouts re-evaluate the checkpoint

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import yaml
+from recbole.config import Config as RecBoleConfig
 
 from recbole_dreamrec.errors import InputNotFoundError
 from recbole_dreamrec.quick_start import run_recbole_dreamrec
@@ -135,12 +136,20 @@ def _without_neutral(values):
     return {k: v for k, v in values.items() if k not in RESULT_NEUTRAL_KEYS}
 
 
-def effective_settings(model, dataset, config_file_list, config_dict):
+def command_line_values(config_dict):
+    """``config_dict`` with its strings read as RecBole's ``Config`` reads them (``'2021'`` is the int 2021, ``'true'``
+    True, ``'[10, 20]'`` a list; anything else stays a string): the values a run computes with, however given."""
+    return RecBoleConfig._convert_config_dict(None, dict(config_dict or {}))  # RecBole's own reading; no state used
+
+
+def effective_settings(model, dataset, config_file_list, config_dict, as_given=False):
     """The values a run gets from the plugin's packaged defaults (:func:`packaged_settings`), then its setting files
-    in their order, then its ``--key=value`` settings, each later one winning (nested dicts merged key by key), without
+    in their order, then its ``--key=value`` settings (read as RecBole reads them: :func:`command_line_values`;
+    ``as_given``: the strings themselves), each later one winning (nested dicts merged key by key), without
     :data:`RESULT_NEUTRAL_KEYS`: what the run computes from, whichever file a value comes from."""
+    config_dict = dict(config_dict or {}) if as_given else command_line_values(config_dict)
     merged = {}
-    for values in [*packaged_settings(model, dataset), *setting_file_values(config_file_list), config_dict or {}]:
+    for values in [*packaged_settings(model, dataset), *setting_file_values(config_file_list), config_dict]:
         if isinstance(values, dict):
             _merge_into(merged, _without_neutral(values))
     return merged
@@ -173,7 +182,8 @@ def _values_digest(values):
 
 
 def legacy_settings_fingerprints(model, dataset, config_file_list, config_dict):
-    """The digests progress files held before :func:`settings_fingerprint` merged the settings (2026-12-02): each
+    """The digests progress files held before today's :func:`settings_fingerprint`: before 2026-12-03 the merged
+    settings with the ``--key=value`` strings as given (``'2021'`` and 2021 were two runs); before 2026-12-02 each
     source's values in a list (the ``--key=value`` settings, the setting files, the packaged defaults), before
     2026-11-29 the same without the packaged defaults, and before that the files' bytes. Accepted so that a run
     started then continues; rewritten as :func:`settings_fingerprint` at its next validation."""
@@ -183,7 +193,9 @@ def legacy_settings_fingerprints(model, dataset, config_file_list, config_dict):
     digest = hashlib.sha256(json.dumps([model, dataset, plain(config_dict)], sort_keys=True).encode())
     for path in config_file_list:
         digest.update(Path(path).read_bytes())
-    return (_values_digest([model, dataset, plain(config_dict), plain(files), plain(packaged)]),
+    as_given = effective_settings(model, dataset, config_file_list, config_dict, as_given=True)
+    return (_values_digest([model, dataset, plain(as_given)]),
+            _values_digest([model, dataset, plain(config_dict), plain(files), plain(packaged)]),
             _values_digest([model, dataset, plain(config_dict), plain(files)]), digest.hexdigest()[:16])
 
 
