@@ -166,6 +166,18 @@ def objective_function(config_dict=None, config_file_list=None, saved=True):
 
 
 def _train_and_test(config, saved, verbose, progress=None):
+    # DreamRec's flush_denormal (absent for RecBole's models): process-wide, so set here and restored when it ends
+    flush = bool(config["flush_denormal"]) if "flush_denormal" in config else False
+    if flush:
+        torch.set_flush_denormal(True)
+    try:
+        return _train_and_test_as_set(config, saved, verbose, progress)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+
+
+def _train_and_test_as_set(config, saved, verbose, progress=None):
     logger = getLogger()
 
     # dataset filtering and splitting

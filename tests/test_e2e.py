@@ -258,3 +258,29 @@ def test_cli_defaults_and_extra_settings():
     assert config_dict == {"guidance_weight": "4"}
     with pytest.raises(SystemExit):
         parse_args(["--guidance_weight", "4"])  # extra settings must be --key=value
+
+
+def test_flush_denormal_flushes_during_training_only_and_only_when_asked(tiny_config_dict, in_tmp_dir, monkeypatch):
+    """``flush_denormal: True`` makes the run's training flush denormal floats to zero (they made ml-1m epochs grow
+    several times costlier: benchmarks/denormal_cost.py) and restores the default when the run ends; False, the
+    default, and a RecBole model (which has no such key) leave the process alone."""
+    from recbole_dreamrec.model.dreamrec import DreamRec
+
+    seen = []
+    calculate_loss = DreamRec.calculate_loss
+
+    def loss_seeing_the_flush(self, interaction):
+        seen.append(torch.tensor([1e-40]).item())  # a denormal: 0.0 once flushed
+        return calculate_loss(self, interaction)
+
+    monkeypatch.setattr(DreamRec, "calculate_loss", loss_seeing_the_flush)
+    settings = {**tiny_config_dict, "epochs": 1}
+    run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict={**settings, "flush_denormal": True},
+                         saved=False)
+    assert seen and set(seen) == {0.0}
+    assert torch.tensor([1e-40]).item() != 0.0  # restored after the run
+    seen.clear()
+    run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict=settings, saved=False)
+    assert seen and 0.0 not in seen
+    run_recbole_dreamrec(model="SASRec", dataset="ml-100k-tiny", config_dict=settings, saved=False)
+    assert torch.tensor([1e-40]).item() != 0.0

@@ -43,6 +43,7 @@ VALID = {
     "train_neg_sample_args": (None, {}),
     "learning_rate": (0.001, {}),
     "window_stride": (50, {"MAX_ITEM_LIST_LENGTH": 20}),  # more than L: non-overlapping windows
+    "flush_denormal": (True, {}),
 }
 
 # (key, an invalid value, other settings, what the message must also say)
@@ -80,6 +81,7 @@ INVALID = [
     ("beta_end", 1.0, {}, r"a number in \(0, 1\)"),
     ("denoiser_type", "unet", {}, "one of"),
     ("detach_target", "yes", {}, "True or False"),
+    ("flush_denormal", "yes", {}, "True or False"),
     ("diffusion_loss_type", "ce", {}, "one of"),
     ("uncond_prob", 1.0, {}, r"a number in \[0, 1\)"),
     ("uncond_prob", 0.0, {"guidance_weight": 2.0}, "null vector"),
@@ -154,3 +156,15 @@ def test_every_data_set_file_of_a_model_is_documented():
     for path in files:
         lines = [line.rstrip("\n") for line in path.open() if line.strip() and not line.startswith("#")]
         assert [line for line in lines if not pattern.match(line)] == [], path
+
+
+def test_a_checkpoint_saved_before_flush_denormal_existed_still_checks(tmp_path):
+    """A saved config holds the settings of its time: ``flush_denormal`` absent is off, not an invalid value (old
+    checkpoints must still load for guidance_sweep.py and load_data_and_model)."""
+    from recbole_dreamrec.model.settings import check_config
+
+    config = build(tmp_path, {})
+    assert config["flush_denormal"] is False
+    del config.final_config_dict["flush_denormal"]
+    assert config["flush_denormal"] is None
+    check_config(config)

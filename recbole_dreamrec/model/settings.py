@@ -48,6 +48,11 @@ def boolean(v):
     return isinstance(v, bool)
 
 
+def optional_boolean(v):
+    """A bool, or absent (``None``): a setting newer than a checkpoint's saved config, off there."""
+    return v is None or isinstance(v, bool)
+
+
 def no_negative_sampling(v):
     """RecBole's ``train_neg_sample_args`` after its ``Config`` expanded ``~``: no sampler."""
     return v is None or (isinstance(v, dict) and v.get("distribution") in (None, "none"))
@@ -91,6 +96,7 @@ SETTINGS = (
     ("train_neg_sample_args", no_negative_sampling,                      "~ (DreamRec uses no negative sampling)"),
     ("learning_rate",         number(0, low_open=True),                  "a number > 0"),
     ("window_stride",         integer(0),                                "an integer >= 0 (0: RecBole's rows)"),
+    ("flush_denormal",        optional_boolean,                          "True or False"),
 )  # fmt: skip
 
 # keys                            valid when (all keys above valid)                              what must hold
