@@ -1,11 +1,10 @@
 """Denormal floats in DreamRec's training: CPU seconds of training batches continued from a checkpoint, with
 ``torch.set_flush_denormal`` off and on, alternating.
 
-    OMP_NUM_THREADS=1 python benchmarks/denormal_cost.py ~/.recbole_dreamrec/saved/<run>.last.pth \
-        --config_files benchmarks/configs/ml-1m.yaml --data_path=../shared/datasets
+    OMP_NUM_THREADS=1 python benchmarks/denormal_cost.py ~/.recbole_dreamrec/saved/<run>.last.pth
 
-Rebuilds the checkpoint's model under its own saved config (``--key=value`` settings override it, e.g. a
-``data_path`` for this machine), loads its weights and Adam state, takes the first ``--batches`` training batches and
+Rebuilds the checkpoint's model, data and config with the plugin's ``load_data_and_model`` (run from where the run
+ran: its ``data_path`` is read as saved), loads its Adam state, takes the first ``--batches`` training batches and
 times ``--rounds`` alternating passes over them (zero the gradients, ``calculate_loss``, backward, Adam step) with
 denormal flushing off, then on, counting this process's CPU seconds. Prints the count of denormal values in the
 weights and the Adam state, and each pass's CPU seconds a batch. Flushing is process-wide; nothing is written.
@@ -20,14 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
 
-from recbole.data import data_preparation  # noqa: E402
-
-from recbole_dreamrec.checks import load_dataset  # noqa: E402
-from recbole_dreamrec.cli import extra_settings  # noqa: E402
-from recbole_dreamrec.config import Config  # noqa: E402
 from recbole_dreamrec.data import train_loader  # noqa: E402
+from recbole_dreamrec.quick_start import load_data_and_model  # noqa: E402
 from recbole_dreamrec.reporting import local_path  # noqa: E402
-from recbole_dreamrec.utils import get_model  # noqa: E402
 
 
 def denormal_count(tensors):
@@ -39,24 +33,14 @@ def denormal_count(tensors):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model_file")
-    parser.add_argument("--config_files", default="", help="setting files, space separated")
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2, help="passes with flushing off, then on, repeated")
-    args, extra = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    checkpoint = torch.load(local_path(args.model_file), map_location="cpu", weights_only=False)
-    saved = checkpoint["config"]
-    config = Config(model=saved["model"], dataset=saved["dataset"], config_file_list=args.config_files.split() or None,
-                    config_dict={**{k: saved[k] for k in ("hidden_size", "inner_size", "hidden_dropout_prob",
-                                                            "attn_dropout_prob", "train_batch_size", "learning_rate",
-                                                            "seed") if k in saved},
-                                 **extra_settings(parser, extra)})
-    dataset = load_dataset(config)
-    train_rows = data_preparation(config, dataset)[0]
-    model = get_model(config["model"])(config, train_rows._dataset)
-    model.load_state_dict(checkpoint["state_dict"])
+    model_file = local_path(args.model_file)
+    config, model, _, train_rows, _, _ = load_data_and_model(model_file, device="cpu")
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
+    optimizer.load_state_dict(torch.load(model_file, map_location="cpu", weights_only=False)["optimizer"])
     batches = []
     for batch in train_loader(config, train_rows):
         batches.append(batch)

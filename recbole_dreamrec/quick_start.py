@@ -167,7 +167,7 @@ def objective_function(config_dict=None, config_file_list=None, saved=True):
 
 def _train_and_test(config, saved, verbose, progress=None):
     # DreamRec's flush_denormal (absent for RecBole's models): process-wide, so set here and restored when it ends
-    flush = bool(config["flush_denormal"]) if "flush_denormal" in config else False
+    flush = bool(config["flush_denormal"])  # None where the model has no such key
     if flush:
         torch.set_flush_denormal(True)
     try:

@@ -785,6 +785,11 @@ def test_an_ablation_runs_its_model_under_the_same_per_model_overrides_as_compar
     from recbole_dreamrec.analysis.benchmark import effective_settings
     assert effective_settings("DreamRec", "ml-1m", ran[0][1], ran[0][2])["train_batch_size"] == 2048
     assert effective_settings("DreamRec", "ml-1m", ran[1][1], ran[1][2])["train_batch_size"] == 256
+    # a model named for every variant (--model=SASRec) is the one run, under its own overrides (none here)
+    ran.clear()
+    ablation.run_ablation({"wide": {"hidden_size": 128}}, [2], "ml-1m", [shared], in_tmp_dir / "out", ["ndcg@10"],
+                          config_dict={"model": "SASRec"}, log=lambda *a: None)
+    assert [(model, files, "model" in settings) for model, files, settings in ran] == [("SASRec", [shared], False)]
 
 
 def test_the_ml1m_benchmark_runs_dreamrec_in_its_shipped_ml1m_setting_and_the_baselines_at_the_shared_batch():

@@ -260,8 +260,8 @@ def test_cli_defaults_and_extra_settings():
         parse_args(["--guidance_weight", "4"])  # extra settings must be --key=value
 
 
-def test_flush_denormal_flushes_during_training_only_and_only_when_asked(tiny_config_dict, in_tmp_dir, monkeypatch):
-    """``flush_denormal: True`` makes the run's training flush denormal floats to zero (they made ml-1m epochs grow
+def test_flush_denormal_flushes_during_the_run_only_and_only_when_asked(tiny_config_dict, in_tmp_dir, monkeypatch):
+    """``flush_denormal: True`` makes the run (its training, seen here) flush denormal floats to zero (they made ml-1m epochs grow
     several times costlier: benchmarks/denormal_cost.py) and restores the default when the run ends; False, the
     default, and a RecBole model (which has no such key) leave the process alone."""
     from recbole_dreamrec.model.dreamrec import DreamRec

@@ -69,7 +69,7 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
             if path.is_file():
                 records.append(json.loads(path.read_text()))
                 continue
-            model = settings.get("model", "DreamRec")
+            model = {**(config_dict or {}), **settings}.get("model", "DreamRec")  # a variant's, else everyone's
             # the model's own overrides of the shared setting, as compare.py applies them: a variant varies the
             # setting the model's row in the comparison ran in
             files = list(config_file_list) + model_override_files(config_file_list, model)
