@@ -56,7 +56,10 @@ def parse_args(argv=None):
     decode.add_argument("--oracles", default="one-step",
                         help=f"comma separated, of {', '.join(ORACLES)}: one-step is the x0-prediction from x_T = 0 "
                              "at the last step (an L2-trained model's estimate of the mean code), generated the "
-                             "model's own generation")
+                             "model's own generation, least-squares the best affine read of x_0 from the model's own "
+                             "h over the training targets (one pass over them first); the other oracles' rows are "
+                             "compared with generated's, user by user")
+    decode.add_argument("--ridge", type=float, default=1.0, help="the least-squares oracle's ridge on its weights")
     decode.add_argument("--guidance_weights", default="0", help="comma separated classifier-free guidance weights")
     decode.add_argument("--decodings", default=",".join(DECODINGS),
                         help="comma separated, of dot, maxent, maxent-lambda (maxent: Newton per user, minutes on "
@@ -97,7 +100,8 @@ def main(argv=None):
     if args.command == "decode":
         metrics = [m.lower() for m in _names(args.metrics)]
         rows = oracle_decoding(args.model_file, args.split, _names(args.oracles),
-                               [float(w) for w in _names(args.guidance_weights)], _names(args.decodings), metrics)
+                               [float(w) for w in _names(args.guidance_weights)], _names(args.decodings), metrics,
+                               ridge=args.ridge)
         _show(format_oracle_decoding(rows, metrics, split=args.split), args.out)
         return rows
     embedding_map(args.model_files, args.out, users=args.users, method=args.method)

@@ -511,6 +511,29 @@ def test_unfinished_runs_continue_across_comment_edits_and_legacy_digests_but_no
     assert start().history == [] and "settings changed" in logs[-1]
 
 
+def test_a_setting_added_later_at_the_value_that_computes_as_before_does_not_restart_unfinished_runs(in_tmp_dir,
+                                                                                                    monkeypatch):
+    """A new DreamRec key (``train_timesteps: 'all'``, ``flush_denormal: False``) whose default computes what runs
+    did without it leaves the digest as it was before the key existed; another value of it is another run."""
+    from recbole_dreamrec.analysis import benchmark
+    from recbole_dreamrec.analysis.benchmark import settings_fingerprint
+
+    packaged = in_tmp_dir / "properties"
+    (packaged / "model").mkdir(parents=True)
+    monkeypatch.setattr(benchmark, "properties_path", lambda *parts: packaged.joinpath(*parts))
+    setting = write_yaml(in_tmp_dir / "setting.yaml", {"epochs": 10})
+
+    def digest(model_yaml, **given):
+        (packaged / "model" / "DreamRec.yaml").write_text(model_yaml)
+        return settings_fingerprint("DreamRec", "ml-1m", [str(setting)], given)
+
+    before = digest("hidden_size: 64\n")
+    assert digest("hidden_size: 64\ntrain_timesteps: 'all'\nflush_denormal: False\n") == before
+    assert digest("hidden_size: 64\ntrain_timesteps: 'all'\n", train_timesteps="sampler") != before
+    assert digest("hidden_size: 64\nflush_denormal: False\n", flush_denormal="True") != before
+    assert digest("hidden_size: 64\ntrain_timesteps: 'sampler'\n") != before
+
+
 def test_unfinished_runs_show_the_best_epoch_and_the_count_as_recbole_early_stopping_keeps_them(in_tmp_dir):
     """RecBole counts a validation score equal to the best as a gain: it keeps that later checkpoint and counts the
     validations without gain from there (the ml-1m DreamRec run tied 0.0827 at epochs 32 and 34)."""

@@ -435,6 +435,47 @@ def test_maxent_lambda_guides_the_natural_parameters_of_the_two_predictions(chec
                                (natural_parameters(cond.double(), codes) @ codes.T).float())
 
 
+def test_least_squares_read_is_the_least_squares_fit_of_the_training_targets_codes_from_their_h(checkpoints):
+    """W, c solve min |h W + c - x_0|^2 + ridge |W|^2 over every training target (h in evaluation mode, as the
+    oracle reads it; the bias not shrunk), and the oracle is that read with guidance about the mean h."""
+    from recbole_dreamrec.analysis.evaluation import Checkpoint
+    from recbole_dreamrec.analysis.readout import OracleDecoding, least_squares_read
+    from recbole_dreamrec.data import train_loader
+
+    checkpoint = Checkpoint(checkpoints["DreamRec"])
+    model, config = checkpoint.model.train(), checkpoint.config
+    weight, bias, h_mean = least_squares_read(model, config, checkpoint.train_data, ridge=1.0)
+    assert model.training  # left as it was
+    model.eval()
+    with torch.no_grad():
+        pairs = [model.training_targets(batch) for batch in train_loader(config, checkpoint.train_data)]
+        h = torch.cat([p[0] for p in pairs]).double()  # [M H]
+        x0 = model.codes[torch.cat([p[1] for p in pairs])].double()  # [M D]
+    assert h.shape[0] == checkpoint.train_data.dataset.inter_num  # every training target once
+    # the ridge as extra rows of the least-squares problem: sqrt(ridge) I on W's rows, nothing on the bias
+    H, D = h.shape[1], x0.shape[1]
+    design = torch.cat([torch.cat([h, torch.ones(h.shape[0], 1, dtype=torch.float64)], dim=1),
+                        torch.cat([torch.eye(H, dtype=torch.float64), torch.zeros(H, 1, dtype=torch.float64)], dim=1)])
+    expected = torch.linalg.lstsq(design, torch.cat([x0, torch.zeros(H, D, dtype=torch.float64)])).solution
+    torch.testing.assert_close(weight.double(), expected[:-1], atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(bias.double(), expected[-1], atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(h_mean.double(), h.mean(dim=0), atol=1e-5, rtol=1e-5)
+    shrunk, shrunk_bias, _ = least_squares_read(model, config, checkpoint.train_data, ridge=1e4)
+    assert shrunk.norm() < 0.5 * weight.norm()
+    torch.testing.assert_close(shrunk_bias.double(), x0.mean(dim=0) - h.mean(dim=0) @ shrunk.double(), atol=1e-4,
+                               rtol=1e-4)  # unshrunk bias: the fit passes through the means
+    scored = OracleDecoding(model)
+    scored.least_squares = (weight, bias, h_mean)
+    item_seq, item_seq_len = torch.tensor([[5, 9, 2, 0], [7, 0, 0, 0]]), torch.tensor([3, 1])
+    with torch.no_grad():
+        read = model.forward(item_seq, item_seq_len) @ weight + bias  # [2 D]
+        mean_read = h_mean @ weight + bias  # [D]
+        model.guidance_weight = 0.0
+        torch.testing.assert_close(scored.least_squares_oracle(item_seq, item_seq_len), read)
+        model.guidance_weight = 3.0
+        torch.testing.assert_close(scored.least_squares_oracle(item_seq, item_seq_len), 4.0 * read - 3.0 * mean_read)
+
+
 def test_decode_cli_rows_and_the_generated_dot_row_is_the_models_own_evaluation(checkpoints, tmp_path, capsys):
     from recbole_dreamrec.analysis.evaluation import evaluate_checkpoint
 
@@ -454,16 +495,28 @@ def test_decode_cli_rows_and_the_generated_dot_row_is_the_models_own_evaluation(
             assert abs(maxent[f"{m} vs dot"] - (maxent[m] - dot[m])) <= 1.01e-4  # RecBole rounds to 4 places
             assert maxent[f"{m} vs dot se"] >= 0 and f"{m} vs dot" not in dot
     assert any(r["hit@10 vs dot se"] > 0 for r in rows[1::2])
+    # a one-step row holds its difference from the generated row of the same w and decoding; generated rows do not
+    for one_step, generated in zip(rows[:4], rows[4:]):
+        assert abs(one_step["ndcg@10 vs generated"] - (one_step["ndcg@10"] - generated["ndcg@10"])) <= 1.01e-4
+        assert "ndcg@10 vs generated" not in generated
     lines = out.read_text().splitlines()
     assert lines[0] == ("| oracle | w | decoding | valid ndcg@10 | valid hit@10 | ndcg@10 − dot (paired SE) | "
-                        "hit@10 − dot (paired SE) | seconds |")
+                        "hit@10 − dot (paired SE) | ndcg@10 − generated (paired SE) | hit@10 − generated (paired SE) "
+                        "| seconds |")
     assert lines[3].startswith(f"| one-step | 0 | maxent | {rows[1]['ndcg@10']:.4f} | {rows[1]['hit@10']:.4f} | "
                                f"{rows[1]['ndcg@10 vs dot']:+.4f} ({rows[1]['ndcg@10 vs dot se']:.4f}) | ")
-    assert lines[2].startswith(f"| one-step | 0 | dot | {rows[0]['ndcg@10']:.4f} | {rows[0]['hit@10']:.4f} |  |  | ")
+    assert lines[2].startswith(f"| one-step | 0 | dot | {rows[0]['ndcg@10']:.4f} | {rows[0]['hit@10']:.4f} |  |  | "
+                               f"{rows[0]['ndcg@10 vs generated']:+.4f} ({rows[0]['ndcg@10 vs generated se']:.4f}) | ")
+    # the least-squares oracle against the model's own generation, at the checkpoint's w
+    fitted = main(["decode", "--model_file", checkpoints["DreamRec"], "--oracles", "least-squares,generated",
+                   "--guidance_weights", "8", "--decodings", "dot"])
+    assert [r["oracle"] for r in fitted] == ["least-squares", "generated"]
+    assert fitted[1]["ndcg@10"] == generated_dot["ndcg@10"]
+    assert abs(fitted[0]["hit@10 vs generated"] - (fitted[0]["hit@10"] - fitted[1]["hit@10"])) <= 1.01e-4
     capsys.readouterr()
     with pytest.raises(SystemExit):
         main(["decode", "--model_file", checkpoints["DreamRec"], "--oracles", "mean"])
-    assert "oracle must be among ['one-step', 'generated'], got ['mean']" in capsys.readouterr().err
+    assert "oracle must be among ['one-step', 'generated', 'least-squares'], got ['mean']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["decode", "--model_file", checkpoints["DreamRec"], "--oracles", "generated", "--decodings", "maxent-lambda"])
     assert "decode maxent-lambda guides the one-step oracles' natural parameters" in capsys.readouterr().err

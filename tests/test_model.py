@@ -121,6 +121,40 @@ def test_detach_target_controls_gradient_into_target_embedding(data):
     assert grads[True] == 0.0 and grads[False] > 0.0
 
 
+def trained_steps(model, batch, repeats=20):
+    """The timesteps ``calculate_loss`` trains the denoiser at over ``repeats`` calls on ``batch``."""
+    seen, denoiser = [], model.denoiser.forward
+
+    def recording(x_t, h, t):
+        seen.append(t.clone())
+        return denoiser(x_t, h, t)
+
+    model.denoiser.forward = recording
+    for _ in range(repeats):
+        model.calculate_loss(batch)
+    return torch.cat(seen)
+
+
+def test_train_timesteps_sampler_trains_only_at_the_steps_the_sampler_reads(data):
+    """'sampler' draws t from the sampler's own steps (DDIM K = 1: T-1 alone, where the one-step oracle is read;
+    K = 3: those three, each of them); 'all' (the paper) from all T; a model keeps the steps it was built with."""
+    config, batch = data[0], first_batch(data[1])
+    T = config["timesteps"]
+    one = make_model(data, train_timesteps="sampler", sampler="ddim", sampling_steps=1)
+    assert set(trained_steps(one, batch).tolist()) == {T - 1}
+    three = make_model(data, train_timesteps="sampler", sampler="ddim", sampling_steps=3)
+    assert set(trained_steps(three, batch).tolist()) == set(three.sampler.timesteps)
+    assert len(set(three.sampler.timesteps)) == 3 and {T - 1, 0} <= set(three.sampler.timesteps)
+    every = make_model(data, train_timesteps="all", sampler="ddim", sampling_steps=1)
+    assert set(trained_steps(every, batch).tolist()) == set(range(T))
+    ddpm = make_model(data, train_timesteps="sampler", sampler="ddpm")
+    assert set(trained_steps(ddpm, batch).tolist()) == set(range(T))
+    # a saved config from before the key: None, all T
+    assert make_model(data, train_timesteps=None).train_steps is None
+    one.sampler = three.sampler  # inference read at other steps later (guidance_sweep.py) leaves training alone
+    assert set(trained_steps(one, batch, repeats=3).tolist()) == {T - 1}
+
+
 def test_full_sort_predict_shape_and_predict_consistency(data):
     model = make_model(data).eval()
     batch = first_batch(data[2])[0]  # full-sort test batch: users with their histories

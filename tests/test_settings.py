@@ -44,6 +44,7 @@ VALID = {
     "learning_rate": (0.001, {}),
     "window_stride": (50, {"MAX_ITEM_LIST_LENGTH": 20}),  # more than L: non-overlapping windows
     "flush_denormal": (True, {}),
+    "train_timesteps": ("sampler", {}),
 }
 
 # (key, an invalid value, other settings, what the message must also say)
@@ -82,6 +83,7 @@ INVALID = [
     ("denoiser_type", "unet", {}, "one of"),
     ("detach_target", "yes", {}, "True or False"),
     ("flush_denormal", "yes", {}, "True or False"),
+    ("train_timesteps", "last", {}, r"one of \['all', 'sampler'\], got 'last'"),
     ("diffusion_loss_type", "ce", {}, "one of"),
     ("uncond_prob", 1.0, {}, r"a number in \[0, 1\)"),
     ("uncond_prob", 0.0, {"guidance_weight": 2.0}, "null vector"),
@@ -167,4 +169,5 @@ def test_a_checkpoint_saved_before_flush_denormal_existed_still_checks(tmp_path)
     assert config["flush_denormal"] is False
     del config.final_config_dict["flush_denormal"]
     assert config["flush_denormal"] is None
+    del config.final_config_dict["train_timesteps"]  # nor train_timesteps absent (all T, as before it)
     check_config(config)

@@ -107,6 +107,10 @@ def packaged_settings(model, dataset):
 # settings that change how a run is kept, not what it computes: left out of the settings' fingerprint
 RESULT_NEUTRAL_KEYS = ("checkpoint_minutes", "checkpoint_dir")
 
+# settings added to a model after runs of it began, each with the value that computes what the runs did without it:
+# at that value left out of the fingerprint, so that adding one does not start unfinished runs afresh
+ADDED_SETTINGS_AS_BEFORE = {"flush_denormal": False, "train_timesteps": "all"}
+
 
 # where compare() keeps checkpoints unless told otherwise (checkpoint_dir): outside any checkout, so that a long run
 # continues after the working tree is laid anew (RecBole's own default, saved/, lies inside it)
@@ -172,8 +176,11 @@ def settings_fingerprint(model, dataset, config_file_list, config_dict):
     itself (a new data set default that an ablation variant already names); a changed default the run does take
     (say DreamRec's ``sampling_steps``) starts it afresh instead of mixing two settings in one validation curve.
     Settings that do not change what a run computes (:data:`RESULT_NEUTRAL_KEYS`: how often it writes checkpoints)
-    do not count."""
-    return _values_digest([model, dataset, plain(effective_settings(model, dataset, config_file_list, config_dict))])
+    do not count, nor does a setting added later at the value that computes as before
+    (:data:`ADDED_SETTINGS_AS_BEFORE`)."""
+    settings = effective_settings(model, dataset, config_file_list, config_dict)
+    settings = {k: v for k, v in settings.items() if k not in ADDED_SETTINGS_AS_BEFORE or ADDED_SETTINGS_AS_BEFORE[k] != v}
+    return _values_digest([model, dataset, plain(settings)])
 
 
 def _values_digest(values):

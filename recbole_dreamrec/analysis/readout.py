@@ -32,7 +32,9 @@ Refinements, closer to what DreamRec computes or beyond it (``model`` distributi
 
 :func:`oracle_decoding` applies the same two decodings to a DreamRec checkpoint's own oracles: the generated one
 (what the model ranks by) or the one-step oracle, the x0-prediction from x_T = 0 at the last step, which an
-MSE-trained (``diffusion_loss_type: l2``) model aims at the conditional mean code E[e_next | h].
+MSE-trained (``diffusion_loss_type: l2``) model aims at the conditional mean code E[e_next | h]; and to the
+least-squares oracle, the best affine read of x_0 from the checkpoint's own (frozen) h over its training targets
+(:func:`least_squares_read`), against which the trained denoiser's read of the same h can be measured.
 """
 
 import time
@@ -282,7 +284,38 @@ def code_readout(model_file, dims=(64, 256, 1024), seed=0, split="test", distrib
     return rows
 
 
-ORACLES = ("one-step", "generated")
+ORACLES = ("one-step", "generated", "least-squares")
+
+
+@torch.no_grad()
+def least_squares_read(model, config, train_data, ridge=1.0):
+    r"""The affine read of x_0 from h that fits a DreamRec's training targets best: ``W`` ``[H D]`` and ``c`` ``[D]``
+    minimising :math:`\sum_m |h_m W + c - x_{0,m}|^2 + \text{ridge} |W|^2` over every training target m (its h from
+    the model's own encoder in evaluation mode, its x_0 the target's code), and the mean h ``[H]``.
+
+    This is what a denoiser linear in h would read at the last step if it were trained there alone (x_T carries
+    almost nothing of x_0): :class:`OracleDecoding` ranks by it as the ``least-squares`` oracle. Normal equations
+    accumulated in float64 over the training loader (one pass of the encoder, no gradients)."""
+    from recbole_dreamrec.data import train_loader  # the training targets as the model's training reads them
+
+    was_training = model.training
+    model.eval()
+    size = model.hidden_size + 1
+    gram = torch.zeros(size, size, dtype=torch.float64)  # [H+1 H+1]: sum of [h 1]^T [h 1]
+    cross = torch.zeros(size, model.code_size, dtype=torch.float64)  # [H+1 D]: sum of [h 1]^T x_0
+    try:
+        for batch in train_loader(config, train_data):
+            h, target = model.training_targets(batch.to(model.device))  # [M H], [M]
+            design = torch.cat([h, torch.ones_like(h[:, :1])], dim=1).double().cpu()  # [M H+1]
+            gram += design.T @ design
+            cross += design.T @ model.codes[target].double().cpu()
+    finally:
+        model.train(was_training)
+    penalty = torch.full((size,), float(ridge), dtype=torch.float64)
+    penalty[-1] = 0.0  # the bias is not shrunk
+    solution = torch.linalg.solve(gram + torch.diag(penalty), cross).float().to(model.device)  # [H+1 D]
+    h_mean = (gram[-1, :-1] / gram[-1, -1]).float().to(model.device)  # [H]
+    return solution[:-1], solution[-1], h_mean
 
 
 ORACLE_DECODINGS = (*DECODINGS, "maxent-lambda")
@@ -298,6 +331,10 @@ class OracleDecoding(Rescored):
       x_T = 0 at the last diffusion step: no sampling noise, and for an MSE-trained model an estimate of the
       conditional mean code (x_T carries almost nothing of x_0 at step T).
 
+    * ``oracle="least-squares"``: x is ``h W + c + w (h - mean h) W`` (:func:`least_squares_read`, set as
+      ``least_squares``): the training targets' best affine read of x_0 from the same h, with guidance read as
+      classifier-free guidance reads it, ``(1 + w)`` times the read of h less ``w`` times the read of the mean h.
+
     ``decode="maxent-lambda"`` (one-step oracle only) applies the guidance to the natural parameters instead of the
     mean codes: ``(1 + w) lam(f(0, h, T)) - w lam(f(0, null, T))``, i.e. to the log-probabilities of the two
     decoded distributions, as classifier-free guidance does to a classifier's (Ho & Salimans 2022). Each mean code
@@ -307,6 +344,7 @@ class OracleDecoding(Rescored):
 
     oracle = "one-step"
     decode = "dot"
+    least_squares = None  # (W, c, mean h) of least_squares_read, for oracle "least-squares"
 
     def one_step_parts(self, item_seq, item_seq_len):
         """``f(0, h, T)`` and ``f(0, null, T)``, ``[B D]`` each: the conditional and unconditional x0-predictions
@@ -321,6 +359,11 @@ class OracleDecoding(Rescored):
         cond, uncond = self.one_step_parts(item_seq, item_seq_len)  # [B D] each
         return classifier_free_guidance(cond, uncond, self.model.guidance_weight)  # [B D]
 
+    def least_squares_oracle(self, item_seq, item_seq_len):
+        weight, bias, h_mean = self.least_squares  # [H D], [D], [H]
+        h = self.model.forward(item_seq, item_seq_len)  # [B H]
+        return h @ weight + bias + self.model.guidance_weight * ((h - h_mean) @ weight)  # [B D]
+
     def full_sort_predict(self, interaction):
         model = self.model
         item_seq, item_seq_len = interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN]
@@ -334,6 +377,8 @@ class OracleDecoding(Rescored):
             return (lam @ codes64.T).float().to(cond.device)  # [B n_items]
         if self.oracle == "generated":
             oracle = model.generate(item_seq, item_seq_len)  # [B D]
+        elif self.oracle == "least-squares":
+            oracle = self.least_squares_oracle(item_seq, item_seq_len)  # [B D]
         else:
             oracle = self.one_step_oracle(item_seq, item_seq_len)  # [B D]
         if self.decode == "maxent":
@@ -344,7 +389,7 @@ class OracleDecoding(Rescored):
 
 @torch.no_grad()
 def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_weights=(0.0,),
-                    decodings=DECODINGS, metrics=()):
+                    decodings=DECODINGS, metrics=(), ridge=1.0):
     """Metrics of a DreamRec checkpoint on ``split`` with its oracles decoded linearly and by maximum entropy
     (:class:`OracleDecoding`), one row per oracle, guidance weight and decoding, each at the checkpoint's inference
     setting with the row's guidance weight. ``metrics`` (names such as ``ndcg@20``, any case): checked against those
@@ -354,7 +399,10 @@ def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_w
     A ``maxent`` or ``maxent-lambda`` row also holds its difference from the ``dot`` row of the same oracle and
     weight (where ``decodings`` has ``dot``) in each of ``metrics``, user by user over the same users, with the
     standard error of that paired difference (:func:`~recbole_dreamrec.analysis.evaluation.paired_difference`):
-    ``"<metric> vs dot"`` and ``"<metric> vs dot se"``.
+    ``"<metric> vs dot"`` and ``"<metric> vs dot se"``. Where ``oracles`` has ``generated`` (the model's own
+    ranking), a row of another oracle likewise holds its difference from the ``generated`` row of the same weight and
+    decoding: ``"<metric> vs generated"`` and ``"<metric> vs generated se"``. ``ridge``: that of the
+    ``least-squares`` oracle's fit (:func:`least_squares_read`).
 
     Returns:
         list[dict]: ``oracle``, ``guidance_weight``, ``decode``, ``seconds``, ``users`` and the metrics.
@@ -364,7 +412,7 @@ def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_w
         unknown = [value for value in given if value not in known]
         if unknown or not given:
             raise ConfigError(f"{name} must be among {list(known)}, got {list(given)}")
-    if "maxent-lambda" in decodings and "generated" in oracles:
+    if "maxent-lambda" in decodings and set(oracles) - {"one-step"}:
         raise ConfigError("decode maxent-lambda guides the one-step oracles' natural parameters: "
                           "use --oracles one-step")
     if any(float(w) < 0 for w in guidance_weights) or not guidance_weights:
@@ -378,35 +426,43 @@ def oracle_decoding(model_file, split="valid", oracles=("one-step",), guidance_w
     if missing:
         raise ConfigError(f"metrics {missing} are not evaluated for {model_file}; its config gives {evaluated}")
     eval_data, scored, rows = checkpoint.split_data(split), OracleDecoding(checkpoint.model), []
+    if "least-squares" in oracles:
+        scored.least_squares = least_squares_read(checkpoint.model, checkpoint.config, checkpoint.train_data, ridge)
+    per_user = {}  # (oracle, w, decode) -> {metric: [n_users]}
     for oracle in oracles:
         for weight in guidance_weights:
             apply_inference_setting(checkpoint.model, checkpoint.config, {"guidance_weight": float(weight)})
-            users, these = {}, []
+            these = []
             for decode in decodings:
                 scored.oracle, scored.decode = oracle, decode
                 start = time.perf_counter()
-                values, users[decode] = checkpoint.user_metrics(eval_data, metrics, rescored=scored)
+                values, per_user[oracle, float(weight), decode] = checkpoint.user_metrics(eval_data, metrics,
+                                                                                          rescored=scored)
                 these.append({"oracle": oracle, "guidance_weight": float(weight), "decode": decode,
                               "seconds": time.perf_counter() - start, "users": eval_data.sample_size, **values})
-            for row in these:
-                if row["decode"] != "dot" and "dot" in users:
-                    for m in metrics:
-                        row[f"{m} vs dot"], row[f"{m} vs dot se"] = paired_difference(users[row["decode"]][m],
-                                                                                      users["dot"][m])
             rows += these
     apply_inference_setting(checkpoint.model, checkpoint.config, {})  # as saved
+    for row in rows:  # paired differences, user by user: from the dot decoding, and from the model's own oracle
+        users = per_user[row["oracle"], row["guidance_weight"], row["decode"]]
+        for other, label in (((row["oracle"], row["guidance_weight"], "dot"), "dot"),
+                             (("generated", row["guidance_weight"], row["decode"]), "generated")):
+            if other in per_user and label not in (row["decode"], row["oracle"]):
+                for m in metrics:
+                    row[f"{m} vs {label}"], row[f"{m} vs {label} se"] = paired_difference(users[m], per_user[other][m])
     return rows
 
 
 def format_oracle_decoding(rows, metrics=("ndcg@10", "hit@10"), split="valid"):
     """``rows`` of :func:`oracle_decoding` as a Markdown table; a maxent or maxent-lambda row also shows its paired
-    difference from the dot row of the same oracle and weight, with its standard error, where the rows hold one."""
+    difference from the dot row of the same oracle and weight, and a row of another oracle its difference from the
+    generated row of the same weight and decoding, each with its standard error, where the rows hold one."""
     metrics = [m.lower() for m in metrics]
-    paired = [m for m in metrics if any(f"{m} vs dot" in r for r in rows)]
+    paired = [(m, label) for label in ("dot", "generated") for m in metrics if any(f"{m} vs {label}" in r for r in rows)]
     header = ["oracle", "w", "decoding", *[f"{split} {m}" for m in metrics],
-              *[f"{m} − dot (paired SE)" for m in paired], "seconds"]
+              *[f"{m} − {label} (paired SE)" for m, label in paired], "seconds"]
     body = [[r["oracle"], f"{r['guidance_weight']:g}", r["decode"], *[f"{r[m]:.4f}" for m in metrics],
-             *[f"{r[f'{m} vs dot']:+.4f} ({r[f'{m} vs dot se']:.4f})" if f"{m} vs dot" in r else "" for m in paired],
+             *[f"{r[f'{m} vs {label}']:+.4f} ({r[f'{m} vs {label} se']:.4f})" if f"{m} vs {label}" in r else ""
+               for m, label in paired],
              f"{r['seconds']:.0f}"] for r in rows]
     return "\n".join(markdown_table(header, body))
 

@@ -15,6 +15,8 @@ from torch import nn
 
 BETA_SCHEDULES = ("linear", "exp", "cosine", "sqrt")
 LOSS_TYPES = ("l2", "l1", "huber", "cosine")
+# the training timesteps: all T (uniform, the papers), or only those the inference sampler visits
+TRAIN_TIMESTEPS = ("all", "sampler")
 
 
 def linear_beta_schedule(timesteps, beta_start, beta_end):
@@ -132,9 +134,13 @@ class GaussianDiffusion(nn.Module):
         posterior_variance = extract(self.posterior_variance, t, x_t.shape)
         return posterior_mean, posterior_variance
 
-    def sample_timesteps(self, batch_size, device):
-        """Training timesteps drawn uniformly from ``0 .. T-1``, ``[B]``."""
-        return torch.randint(0, self.num_timesteps, (batch_size,), device=device)
+    def sample_timesteps(self, batch_size, device, steps=None):
+        """Training timesteps drawn uniformly from ``0 .. T-1``, or from ``steps`` (a list of them) when given,
+        ``[B]``."""
+        if steps is None:
+            return torch.randint(0, self.num_timesteps, (batch_size,), device=device)
+        steps = torch.as_tensor(steps, dtype=torch.long, device=device)  # [S]
+        return steps[torch.randint(0, steps.shape[0], (batch_size,), device=device)]  # [B]
 
     def training_loss(self, denoise_fn, x_start, t, noise=None, loss_type="l2"):
         r"""The DreamRec objective: noise ``x_start`` to ``x_t`` and regress ``x_start`` from it (x0-prediction).

@@ -158,6 +158,11 @@ class DreamRec(SequentialRecommender):
         self.sampler = build_sampler(
             config["sampler"], self.diffusion, config["sampling_steps"], config["ddim_eta"]
         )
+        # the steps training draws t from: all T (train_steps None, the paper), or only the steps the sampler visits
+        # (DDIM with K = 1: t = T-1 alone, where the oracle is read), fixed here for the model's life. A saved config
+        # older than the key has None: all T
+        self.train_timesteps = config["train_timesteps"] or "all"
+        self.train_steps = list(self.sampler.timesteps) if self.train_timesteps == "sampler" else None
 
         # parameters initialization
         if config["weight_init"] == "normal":
@@ -261,7 +266,7 @@ class DreamRec(SequentialRecommender):
         x_start = self.codes[target]  # [M D]
         if self.detach_target:
             x_start = x_start.detach()
-        t = self.diffusion.sample_timesteps(x_start.shape[0], x_start.device)  # [M]
+        t = self.diffusion.sample_timesteps(x_start.shape[0], x_start.device, self.train_steps)  # [M]
         return self.diffusion.training_loss(
             lambda x_t, step: self.denoiser(x_t, h, step), x_start, t, loss_type=self.diffusion_loss_type
         )

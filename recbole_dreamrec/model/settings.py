@@ -11,7 +11,7 @@ import numbers
 
 from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.model.denoisers import DENOISERS
-from recbole_dreamrec.model.diffusion import BETA_SCHEDULES, LOSS_TYPES
+from recbole_dreamrec.model.diffusion import BETA_SCHEDULES, LOSS_TYPES, TRAIN_TIMESTEPS
 from recbole_dreamrec.model.encoders import ENCODER_TYPES
 from recbole_dreamrec.model.item_init import ITEM_EMBEDDING_INITS
 from recbole_dreamrec.model.samplers import SAMPLERS
@@ -53,6 +53,12 @@ def optional_boolean(v):
     return v is None or isinstance(v, bool)
 
 
+def optional_one_of(choices):
+    """One of ``choices``, or absent (``None``): a setting newer than a checkpoint's saved config, its first choice
+    there."""
+    return lambda v: v is None or one_of(choices)(v)
+
+
 def no_negative_sampling(v):
     """RecBole's ``train_neg_sample_args`` after its ``Config`` expanded ``~``: no sampler."""
     return v is None or (isinstance(v, dict) and v.get("distribution") in (None, "none"))
@@ -84,6 +90,7 @@ SETTINGS = (
     ("denoiser_type",         one_of(DENOISERS),                         f"one of {sorted(DENOISERS)}"),
     ("detach_target",         boolean,                                   "True or False"),
     ("diffusion_loss_type",   one_of(LOSS_TYPES),                        f"one of {list(LOSS_TYPES)}"),
+    ("train_timesteps",       optional_one_of(TRAIN_TIMESTEPS),          f"one of {list(TRAIN_TIMESTEPS)}"),
     # classifier-free guidance
     ("uncond_prob",           number(0, 1, high_open=True),              "a number in [0, 1)"),
     ("guidance_weight",       number(0),                                 "a number >= 0"),
