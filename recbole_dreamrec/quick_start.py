@@ -202,6 +202,11 @@ def _train_and_test_as_set(config, saved, verbose, progress=None):
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress, callback_fn=callback
     )
+    if finish_training(config, model, trainer, train_data, saved):  # DreamRec's refit_last_step
+        if not config["single_spec"]:
+            dist.barrier()  # every process validates the checkpoint rank 0 has finished rewriting
+        best_valid_result = trainer.evaluate(valid_data, load_best_model=saved, show_progress=show_progress)
+        best_valid_score = best_valid_result[config["valid_metric"].lower()]
     if not config["single_spec"]:
         dist.barrier()  # every process tests the best checkpoint rank 0 has finished writing
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show_progress)
@@ -225,6 +230,28 @@ def _train_and_test_as_set(config, saved, verbose, progress=None):
         "valid_cpu_seconds": _mean(trainer.eval_cpu_seconds[:-1]),  # the last evaluation is the test
         "eval_seconds": trainer.eval_seconds[-1] if trainer.eval_seconds else None,
     }
+
+
+def finish_training(config, model, trainer, train_data, saved):
+    """The model's own step after training (``model.finish_training(train_data)``, where ``model.finishes_training``
+    says it has one: DreamRec's ``refit_last_step``), on the weights the run tests: the best checkpoint's, rewritten
+    with the result (``saved``), else the model's last. Under DDP rank 0 alone runs it (over its share of the
+    training data) and rewrites the checkpoint. Returns whether the weights changed (then the run validates them
+    again)."""
+    if not getattr(model, "finishes_training", False):
+        return False
+    if not config["single_spec"] and dist.get_rank() != 0:
+        return True
+    checkpoint = None
+    if saved:
+        checkpoint = torch.load(trainer.saved_model_file, map_location=config["device"], weights_only=False)
+        model.load_state_dict(checkpoint["state_dict"])
+        model.load_other_parameter(checkpoint.get("other_parameter"))
+    changed = model.finish_training(train_data)
+    if changed and checkpoint is not None:
+        checkpoint["state_dict"] = model.state_dict()
+        torch.save(checkpoint, trainer.saved_model_file)
+    return changed
 
 
 def result_table(best_valid_result, test_result):

@@ -514,7 +514,8 @@ def test_unfinished_runs_continue_across_comment_edits_and_legacy_digests_but_no
 def test_a_setting_added_later_at_the_value_that_computes_as_before_does_not_restart_unfinished_runs(in_tmp_dir,
                                                                                                     monkeypatch):
     """A new DreamRec key (``train_timesteps: 'all'``, ``flush_denormal: False``) whose default computes what runs
-    did without it leaves the digest as it was before the key existed; another value of it is another run."""
+    did without it leaves the digest as it was before the key existed; another value of it is another run. A key
+    that acts after training (``refit_last_step``) never counts."""
     from recbole_dreamrec.analysis import benchmark
     from recbole_dreamrec.analysis.benchmark import settings_fingerprint
 
@@ -532,6 +533,9 @@ def test_a_setting_added_later_at_the_value_that_computes_as_before_does_not_res
     assert digest("hidden_size: 64\ntrain_timesteps: 'all'\n", train_timesteps="sampler") != before
     assert digest("hidden_size: 64\nflush_denormal: False\n", flush_denormal="True") != before
     assert digest("hidden_size: 64\ntrain_timesteps: 'sampler'\n") != before
+    # a setting that acts after training leaves the validation curve alone: the run continues under either value
+    assert digest("hidden_size: 64\nrefit_last_step: True\n") == digest("hidden_size: 64\n", refit_last_step="False") \
+        == before
 
 
 def test_unfinished_runs_show_the_best_epoch_and_the_count_as_recbole_early_stopping_keeps_them(in_tmp_dir):
@@ -781,6 +785,33 @@ def test_a_models_overrides_for_one_setting_apply_after_those_for_every_setting(
     other = write_yaml(in_tmp_dir / "configs" / "ml-100k.yaml", {})
     assert model_override_files([other, shared], "DreamRec") == [general, str(Path(other).parent / "models" /
                                                                              "ml-100k" / "DreamRec.yaml")]
+
+
+def test_refit_checkpoint_finishes_a_run_trained_without_the_refit(tiny_config_dict, in_tmp_dir, capsys):
+    """The script's checkpoint is the run's own with the last step refit (encoder untouched, the null vector the
+    mean h) and ``refit_last_step`` in its config, and it evaluates to the "after" validation it prints; a checkpoint
+    read at K = 5 is refused in one line."""
+    import torch
+
+    from recbole_dreamrec import run_recbole_dreamrec
+    from recbole_dreamrec.analysis.evaluation import evaluate_checkpoint
+
+    settings = {**tiny_config_dict, "epochs": 1, "sampling_steps": 1}
+    run = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict=settings)
+    out = in_tmp_dir / "refit.pth"
+    load_script("refit_checkpoint").main([run["model_file"], "--out", str(out)])
+    printed = capsys.readouterr().out
+    before = torch.load(run["model_file"], weights_only=False)
+    after = torch.load(out, weights_only=False)
+    assert after["config"]["refit_last_step"] is True and not before["config"]["refit_last_step"]
+    assert {k for k in before["state_dict"] if not torch.equal(before["state_dict"][k], after["state_dict"][k])} == \
+        {"denoiser.net.weight", "denoiser.net.bias", "null_guidance"}
+    valid = evaluate_checkpoint(str(out), split="valid")[0]
+    assert f"valid after: recall@10 {valid['recall@10']:.4f}" in printed
+    five = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict={**settings, "sampling_steps": 5})
+    with pytest.raises(SystemExit):
+        load_script("refit_checkpoint").main([five["model_file"], "--out", str(in_tmp_dir / "five.pth")])
+    assert "refit_last_step refits the one-step oracle" in capsys.readouterr().err
 
 
 def test_an_ablation_runs_its_model_under_the_same_per_model_overrides_as_compare(in_tmp_dir, monkeypatch):

@@ -260,6 +260,27 @@ def test_cli_defaults_and_extra_settings():
         parse_args(["--guidance_weight", "4"])  # extra settings must be --key=value
 
 
+def test_refit_last_step_rewrites_the_best_checkpoint_and_the_run_reports_the_refit_model(tiny_config_dict, in_tmp_dir):
+    """With ``refit_last_step`` the run trains exactly as without it, then refits the last step of its best
+    checkpoint (encoder untouched, null vector = mean h), saves it there, and reports that model's validation and
+    test: what ``load_data_and_model`` gives back evaluates to the same numbers."""
+    from recbole_dreamrec.analysis.evaluation import evaluate_checkpoint
+
+    settings = {**tiny_config_dict, "epochs": 2, "sampling_steps": 1, "guidance_weight": 4.0}
+    plain = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict=settings)
+    refit = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny",
+                                 config_dict={**settings, "refit_last_step": True})
+    before = torch.load(plain["model_file"], weights_only=False)["state_dict"]
+    after = torch.load(refit["model_file"], weights_only=False)["state_dict"]
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"denoiser.net.weight", "denoiser.net.bias", "null_guidance"}
+    assert refit["best_valid_result"] != plain["best_valid_result"]
+    valid, test = (evaluate_checkpoint(refit["model_file"], split=split)[0] for split in ("valid", "test"))
+    assert {k: valid[k] for k in refit["best_valid_result"]} == dict(refit["best_valid_result"])
+    assert {k: test[k] for k in refit["test_result"]} == dict(refit["test_result"])
+    assert refit["best_valid_score"] == refit["best_valid_result"]["ndcg@10"]
+
+
 def test_flush_denormal_flushes_during_the_run_only_and_only_when_asked(tiny_config_dict, in_tmp_dir, monkeypatch):
     """``flush_denormal: True`` makes the run (its training, seen here) flush denormal floats to zero (they made ml-1m epochs grow
     several times costlier: benchmarks/denormal_cost.py) and restores the default when the run ends; False, the

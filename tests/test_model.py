@@ -155,6 +155,58 @@ def test_train_timesteps_sampler_trains_only_at_the_steps_the_sampler_reads(data
     assert set(trained_steps(one, batch, repeats=3).tolist()) == {T - 1}
 
 
+def test_refit_last_step_is_the_least_squares_one_step_read_of_the_training_targets(data):
+    """After the refit, f(x_T, h, T-1) = A x_T + B h + c with (A, B, c) the ridge least-squares fit of x_0 from
+    [x_T, h, 1] over every training target (x_T ~ q(x_T | x_0) from the refit's seed), the null vector is the mean
+    h, the encoder is untouched, and the guided one-step oracle reads A x_T + c + B h + w B (h - mean h)."""
+    from recbole_dreamrec.model.refit import refit_last_step
+
+    model = make_model(data, diffusion_loss_type="l2", sampling_steps=1)
+    batches = list(data[1])  # one fixed order of the training batches for both computations
+    encoder = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("denoiser", "null"))}
+    model.train()
+    assert refit_last_step(model, batches, ridge=2.0, seed=3) == sum(len(b) for b in batches)
+    assert model.training  # left in its mode
+    model.eval()
+    D, H, last = model.code_size, model.hidden_size, model.diffusion.num_timesteps - 1
+    generator = torch.Generator().manual_seed(3)
+    rows, targets = [], []
+    with torch.no_grad():
+        for batch in batches:
+            h, target = model.training_targets(batch)
+            x0 = model.codes[target]
+            x_t = model.diffusion.q_sample(x0, torch.full((len(target),), last), torch.randn(x0.shape, generator=generator))
+            rows.append(torch.cat([x_t, h, torch.ones(len(target), 1)], dim=1).double())
+            targets.append(x0.double())
+    design, x0 = torch.cat(rows), torch.cat(targets)  # [M D+H+1], [M D]
+    ridge_rows = torch.cat([2.0 ** 0.5 * torch.eye(D + H, dtype=torch.float64), torch.zeros(D + H, 1, dtype=torch.float64)], 1)
+    fit = torch.linalg.lstsq(torch.cat([design, ridge_rows]), torch.cat([x0, torch.zeros(D + H, D, dtype=torch.float64)])).solution
+    x_t, h = design[:50, :D].float(), design[:50, D:D + H].float()
+    with torch.no_grad():
+        predicted = model.denoiser(x_t, h, torch.full((50,), last))
+    torch.testing.assert_close(predicted.double(), design[:50] @ fit, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(model.null_guidance.detach().double(), design[:, D:D + H].mean(0), atol=1e-5, rtol=1e-5)
+    for key, value in encoder.items():
+        assert torch.equal(model.state_dict()[key], value), key
+    # the guided one-step oracle: A x_T + c + B h + w B (h - mean h)
+    model.guidance_weight = 4.0
+    with torch.no_grad():
+        oracle = model.guided_denoise_fn(h)(x_t, torch.full((50,), last))
+    B, h_mean = fit[D:D + H], design[:, D:D + H].mean(0)
+    expected = design[:50] @ fit + 4.0 * (h.double() - h_mean) @ B
+    torch.testing.assert_close(oracle.double(), expected, atol=2e-3, rtol=2e-3)
+
+
+def test_refit_last_step_needs_the_linear_denoiser_read_in_one_ddim_step(data):
+    from recbole_dreamrec.errors import ConfigError
+
+    make_model(data, refit_last_step=True, sampling_steps=1)  # valid
+    for other in ({"sampling_steps": 5}, {"sampler": "ddpm"}, {"denoiser_type": "mlp2"}):
+        with pytest.raises(ConfigError, match="refit_last_step refits the one-step oracle of the linear denoiser"):
+            make_model(data, refit_last_step=True, **{"sampling_steps": 1, **other})
+    assert not make_model(data, refit_last_step=None).finishes_training  # a config older than the key
+
+
 def test_full_sort_predict_shape_and_predict_consistency(data):
     model = make_model(data).eval()
     batch = first_batch(data[2])[0]  # full-sort test batch: users with their histories

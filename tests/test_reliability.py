@@ -171,8 +171,7 @@ def test_download_runs_in_a_single_process_and_offline_failure_is_clear(tiny_dat
         return path
 
     monkeypatch.setattr(recbole_dataset, "download_url", fake_download)
-    settings = {"data_path": str(tmp_path / "data"), "epochs": 1, "timesteps": 10, "sampling_steps": 5,
-                "show_progress": False}
+    settings = {"data_path": str(tmp_path / "data"), "epochs": 1, "timesteps": 10, "show_progress": False}
     result = run_recbole_dreamrec("DreamRec", "ml-1m", config_dict=settings)  # no barrier crash (RecBole #2050)
     assert not torch.distributed.is_initialized()
     # the download was unpacked where RecBole reads it: offline again, the next run reads it and scores the same

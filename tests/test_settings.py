@@ -45,6 +45,7 @@ VALID = {
     "window_stride": (50, {"MAX_ITEM_LIST_LENGTH": 20}),  # more than L: non-overlapping windows
     "flush_denormal": (True, {}),
     "train_timesteps": ("sampler", {}),
+    "refit_last_step": (True, {"sampling_steps": 1}),
 }
 
 # (key, an invalid value, other settings, what the message must also say)
@@ -84,6 +85,8 @@ INVALID = [
     ("detach_target", "yes", {}, "True or False"),
     ("flush_denormal", "yes", {}, "True or False"),
     ("train_timesteps", "last", {}, r"one of \['all', 'sampler'\], got 'last'"),
+    ("refit_last_step", "yes", {}, "True or False"),
+    ("refit_last_step", True, {"sampling_steps": 5}, "needs denoiser_type 'mlp1', sampler 'ddim' and sampling_steps 1"),
     ("diffusion_loss_type", "ce", {}, "one of"),
     ("uncond_prob", 1.0, {}, r"a number in \[0, 1\)"),
     ("uncond_prob", 0.0, {"guidance_weight": 2.0}, "null vector"),
@@ -160,6 +163,20 @@ def test_every_data_set_file_of_a_model_is_documented():
         assert [line for line in lines if not pattern.match(line)] == [], path
 
 
+def test_the_wide_preset_is_a_valid_documented_setting(tmp_path):
+    """properties/presets/wide.yaml: every key documented as the model YAML's are, and valid together."""
+    from recbole_dreamrec.model.settings import check_config
+
+    path = properties_path("presets", "wide.yaml")
+    pattern = re.compile(r"^\w+:\s.*#\s\((int|float|str|bool|dict|list)\)\s\S.*\.\s*$")
+    lines = [line.rstrip("\n") for line in path.open() if line.strip() and not line.startswith("#")]
+    assert lines and [line for line in lines if not pattern.match(line)] == []
+    config = Config(model="DreamRec", dataset="nowhere", config_file_list=[str(path)],
+                    config_dict={"data_path": str(tmp_path)})
+    assert config["refit_last_step"] is True and config["hidden_size"] == 512 and config["sampling_steps"] == 1
+    check_config(config)
+
+
 def test_a_checkpoint_saved_before_flush_denormal_existed_still_checks(tmp_path):
     """A saved config holds the settings of its time: ``flush_denormal`` absent is off, not an invalid value (old
     checkpoints must still load for guidance_sweep.py and load_data_and_model)."""
@@ -170,4 +187,5 @@ def test_a_checkpoint_saved_before_flush_denormal_existed_still_checks(tmp_path)
     del config.final_config_dict["flush_denormal"]
     assert config["flush_denormal"] is None
     del config.final_config_dict["train_timesteps"]  # nor train_timesteps absent (all T, as before it)
+    del config.final_config_dict["refit_last_step"]  # nor refit_last_step (no refit)
     check_config(config)

@@ -111,6 +111,10 @@ RESULT_NEUTRAL_KEYS = ("checkpoint_minutes", "checkpoint_dir")
 # at that value left out of the fingerprint, so that adding one does not start unfinished runs afresh
 ADDED_SETTINGS_AS_BEFORE = {"flush_denormal": False, "train_timesteps": "all"}
 
+# settings that act once training has ended (the validation curve does not depend on them): left out of the
+# fingerprint, so that an unfinished run continues under a new value and ends with it
+AFTER_TRAINING_KEYS = ("refit_last_step",)
+
 
 # where compare() keeps checkpoints unless told otherwise (checkpoint_dir): outside any checkout, so that a long run
 # continues after the working tree is laid anew (RecBole's own default, saved/, lies inside it)
@@ -176,10 +180,11 @@ def settings_fingerprint(model, dataset, config_file_list, config_dict):
     itself (a new data set default that an ablation variant already names); a changed default the run does take
     (say DreamRec's ``sampling_steps``) starts it afresh instead of mixing two settings in one validation curve.
     Settings that do not change what a run computes (:data:`RESULT_NEUTRAL_KEYS`: how often it writes checkpoints)
-    do not count, nor does a setting added later at the value that computes as before
-    (:data:`ADDED_SETTINGS_AS_BEFORE`)."""
+    do not count, nor do settings that act after training (:data:`AFTER_TRAINING_KEYS`), nor a setting added later
+    at the value that computes as before (:data:`ADDED_SETTINGS_AS_BEFORE`)."""
     settings = effective_settings(model, dataset, config_file_list, config_dict)
-    settings = {k: v for k, v in settings.items() if k not in ADDED_SETTINGS_AS_BEFORE or ADDED_SETTINGS_AS_BEFORE[k] != v}
+    settings = {k: v for k, v in settings.items() if k not in AFTER_TRAINING_KEYS
+                and (k not in ADDED_SETTINGS_AS_BEFORE or ADDED_SETTINGS_AS_BEFORE[k] != v)}
     return _values_digest([model, dataset, plain(settings)])
 
 

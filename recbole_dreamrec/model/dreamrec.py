@@ -13,6 +13,8 @@ Reference:
 
 """
 
+from logging import getLogger
+
 import torch
 from torch import nn
 
@@ -27,6 +29,7 @@ from recbole_dreamrec.model.diffusion import GaussianDiffusion, get_beta_schedul
 from recbole_dreamrec.model.encoders import GRUEncoder, PaperEncoder
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
 from recbole_dreamrec.model.noise import KeyedNoise, history_keys
+from recbole_dreamrec.model.refit import refit_last_step
 from recbole_dreamrec.model.samplers import build_sampler, classifier_free_guidance
 from recbole_dreamrec.model.settings import check_config
 
@@ -124,6 +127,7 @@ class DreamRec(SequentialRecommender):
         self.detach_target = config["detach_target"]
         self.sampling_seed = config["seed"]
         self.generation_samples = config["generation_samples"]  # S oracles per history, averaged
+        self.refit_last_step = bool(config["refit_last_step"])  # after training (None: a config older than the key)
 
         # define layers and loss
         self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
@@ -270,6 +274,25 @@ class DreamRec(SequentialRecommender):
         return self.diffusion.training_loss(
             lambda x_t, step: self.denoiser(x_t, h, step), x_start, t, loss_type=self.diffusion_loss_type
         )
+
+    @property
+    def finishes_training(self):
+        """Whether :meth:`finish_training` changes the trained weights (``refit_last_step``)."""
+        return self.refit_last_step
+
+    def finish_training(self, train_data):
+        """What follows training, on the weights to be tested (``quick_start`` calls it): with ``refit_last_step``,
+        the last diffusion step's read refit by least squares over the training targets of ``train_data`` (the
+        training loader), the encoder fixed (:mod:`~recbole_dreamrec.model.refit`).
+
+        Returns:
+            bool: whether the weights changed.
+        """
+        if not self.refit_last_step:
+            return False
+        count = refit_last_step(self, train_data, seed=self.sampling_seed)
+        getLogger().info(f"refit_last_step: the last step refit by least squares over {count} training targets")
+        return True
 
     def guided_denoise_fn(self, h):
         r"""``(x_t, t) -> x0`` with classifier-free guidance; conditional and unconditional run as one batch."""

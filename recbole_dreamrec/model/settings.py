@@ -104,6 +104,7 @@ SETTINGS = (
     ("learning_rate",         number(0, low_open=True),                  "a number > 0"),
     ("window_stride",         integer(0),                                "an integer >= 0 (0: RecBole's rows)"),
     ("flush_denormal",        optional_boolean,                          "True or False"),
+    ("refit_last_step",       optional_boolean,                          "True or False"),
 )  # fmt: skip
 
 # keys                            valid when (all keys above valid)                              what must hold
@@ -114,6 +115,11 @@ RULES = (
      "sampler 'ddim' needs sampling_steps <= timesteps (K <= T)"),
     (("beta_start", "beta_end"),      lambda c: c["beta_schedule"] != "linear" or c["beta_start"] < c["beta_end"],
      "the linear beta_schedule needs beta_start < beta_end"),
+    (("refit_last_step", "denoiser_type", "sampler", "sampling_steps"),
+     lambda c: not c["refit_last_step"] or (c["denoiser_type"] == "mlp1" and c["sampler"] == "ddim"
+                                            and c["sampling_steps"] == 1),
+     "refit_last_step refits the one-step oracle of the linear denoiser: it needs denoiser_type 'mlp1', sampler "
+     "'ddim' and sampling_steps 1; set refit_last_step: False to read it otherwise (ml-1m's defaults turn it on)"),
     (("uncond_prob", "guidance_weight"), lambda c: c["guidance_weight"] == 0 or c["uncond_prob"] > 0,
      "guidance_weight > 0 needs uncond_prob > 0: with uncond_prob 0 the null vector that guidance subtracts is never "
      "trained (use guidance_weight: 0 for a purely conditional model)"),

@@ -1,0 +1,74 @@
+r"""The last diffusion step refit by least squares after training (``refit_last_step``).
+
+With DDIM at K = 1 DreamRec's oracle is one guided x0-prediction at the last step (DreamRec Eq. 13),
+
+.. math:: \hat x_0 = (1 + w) f(x_T, h, T-1) - w f(x_T, \varnothing, T-1).
+
+The paper's denoiser is one linear layer, :math:`f(x_t, h, t) = W_x x_t + W_h h + W_t e(t) + b`, trained at every t
+uniformly: one matrix :math:`W_h` reads h at every step, most of them steps where x_t already carries x_0. With the
+encoder fixed, the best read of the last step has a closed form, and it ranks better than the trained one on ml-1m
+(``inspect_dreamrec.py decode --oracles least-squares``; ``benchmarks/results/ml-1m``). :func:`refit_last_step`:
+
+1. for every training target m, its guidance vector h_m (the encoder in evaluation mode, as in inference), its code
+   x_{0,m} and :math:`x_{T,m} \sim q(x_T | x_0)` (DDPM Eq. 4, noise from ``seed``);
+2. solves :math:`\min_{A, B, c} \sum_m |A x_{T,m} + B h_m + c - x_{0,m}|^2 + \rho (|A|^2 + |B|^2)` (normal
+   equations in float64; the bias is not shrunk);
+3. writes A and B into the denoiser's x_t and h blocks and :math:`c - W_t e(T-1)` into its bias, so that
+   :math:`f(x_T, h, T-1) = A x_T + B h + c`;
+4. sets the null vector to the mean h, so that the unconditional prediction is the read of the average history and
+   guidance reads :math:`A x_T + c + B h + w B (h - \bar h)`.
+
+The denoiser then predicts well at the last step only: a refit model is read with DDIM at K = 1 (a rule of
+:mod:`~recbole_dreamrec.model.settings`).
+"""
+
+import torch
+
+
+@torch.no_grad()
+def refit_last_step(model, batches, ridge=1.0, seed=0):
+    """Refit ``model``'s (a DreamRec with the ``mlp1`` denoiser) last-step read by least squares over the training
+    targets of ``batches`` (its training loader: RecBole's rows or training windows) as the module says; the model is
+    changed in place and left in the mode it was in.
+
+    Returns:
+        int: the number of training targets fitted.
+    """
+    net = model.denoiser.net  # nn.Linear(D + 2H, D): [x_t, h, e(t)] -> x_0
+    D, H = model.code_size, model.hidden_size
+    last = model.diffusion.num_timesteps - 1
+    generator = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    size = D + H + 1
+    gram = torch.zeros(size, size, dtype=torch.float64)  # [D+H+1 D+H+1]: sum of [x_T h 1]^T [x_T h 1]
+    cross = torch.zeros(size, D, dtype=torch.float64)  # [D+H+1 D]: sum of [x_T h 1]^T x_0
+    count = 0
+    try:
+        for batch in batches:
+            # 1. h, x_0 and x_T ~ q(x_T | x_0) for every target of the batch
+            h, target = model.training_targets(batch.to(model.device))  # [M H], [M]
+            x_start = model.codes[target]  # [M D]
+            noise = torch.randn(x_start.shape, generator=generator).to(x_start.device)  # [M D]
+            t = torch.full((x_start.shape[0],), last, dtype=torch.long, device=x_start.device)  # [M]
+            x_t = model.diffusion.q_sample(x_start, t, noise)  # [M D]
+            design = torch.cat([x_t, h, torch.ones_like(h[:, :1])], dim=1).double().cpu()  # [M D+H+1]
+            gram += design.T @ design
+            cross += design.T @ x_start.double().cpu()
+            count += x_start.shape[0]
+        # 2. the normal equations, the bias unshrunk
+        penalty = torch.full((size,), float(ridge), dtype=torch.float64)
+        penalty[-1] = 0.0
+        solution = torch.linalg.solve(gram + torch.diag(penalty), cross)  # [D+H+1 D]
+        A, B, c = solution[:D], solution[D:D + H], solution[-1]  # [D D], [H D], [D]
+        # 3. into the denoiser: f(x_T, h, T-1) = A x_T + B h + c
+        step = torch.full((1,), last, dtype=torch.long, device=net.weight.device)
+        step_term = net.weight[:, D + H:] @ model.denoiser.step_embedding(step)[0]  # [D]: W_t e(T-1)
+        net.weight[:, :D] = A.T.to(net.weight)
+        net.weight[:, D:D + H] = B.T.to(net.weight)
+        net.bias.copy_(c.to(net.bias) - step_term)
+        # 4. the null vector: the mean h
+        model.null_guidance.copy_((gram[-1, D:D + H] / gram[-1, -1]).to(model.null_guidance))
+    finally:
+        model.train(was_training)
+    return count
