@@ -45,6 +45,7 @@ from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.analysis.evaluation import (Checkpoint, FixedScores, Rescored, apply_inference_setting, check_split,
                                          paired_difference)
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
+from recbole_dreamrec.model.refit import ridge_solution
 from recbole_dreamrec.model.samplers import classifier_free_guidance
 from recbole_dreamrec.reporting import markdown_table
 
@@ -311,9 +312,7 @@ def least_squares_read(model, config, train_data, ridge=1.0):
             cross += design.T @ model.codes[target].double().cpu()
     finally:
         model.train(was_training)
-    penalty = torch.full((size,), float(ridge), dtype=torch.float64)
-    penalty[-1] = 0.0  # the bias is not shrunk
-    solution = torch.linalg.solve(gram + torch.diag(penalty), cross).float().to(model.device)  # [H+1 D]
+    solution = ridge_solution(gram, cross, ridge).float().to(model.device)  # [H+1 D], the bias not shrunk
     h_mean = (gram[-1, :-1] / gram[-1, -1]).float().to(model.device)  # [H]
     return solution[:-1], solution[-1], h_mean
 

@@ -25,6 +25,14 @@ The denoiser then predicts well at the last step only: a refit model is read wit
 import torch
 
 
+def ridge_solution(gram, cross, ridge):
+    """The ridge least-squares solution from normal equations whose last row and column are the bias (not shrunk):
+    ``(gram + ridge I') ^ -1 cross``, I' the identity without its last diagonal entry, float64."""
+    penalty = torch.full((gram.shape[0],), float(ridge), dtype=torch.float64)
+    penalty[-1] = 0.0
+    return torch.linalg.solve(gram + torch.diag(penalty), cross)
+
+
 @torch.no_grad()
 def refit_last_step(model, batches, ridge=1.0, seed=0):
     """Refit ``model``'s (a DreamRec with the ``mlp1`` denoiser) last-step read by least squares over the training
@@ -57,9 +65,7 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
             cross += design.T @ x_start.double().cpu()
             count += x_start.shape[0]
         # 2. the normal equations, the bias unshrunk
-        penalty = torch.full((size,), float(ridge), dtype=torch.float64)
-        penalty[-1] = 0.0
-        solution = torch.linalg.solve(gram + torch.diag(penalty), cross)  # [D+H+1 D]
+        solution = ridge_solution(gram, cross, ridge)  # [D+H+1 D]
         A, B, c = solution[:D], solution[D:D + H], solution[-1]  # [D D], [H D], [D]
         # 3. into the denoiser: f(x_T, h, T-1) = A x_T + B h + c
         step = torch.full((1,), last, dtype=torch.long, device=net.weight.device)
