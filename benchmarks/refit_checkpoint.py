@@ -6,7 +6,8 @@ The refit follows training and changes nothing in it, so a run trained without i
 rebuilds the checkpoint's model, data and config (``load_data_and_model``; run from where the run ran, its
 ``data_path`` is read as saved), refits the last diffusion step over its training targets as a run with
 ``refit_last_step: True`` does after training (:meth:`DreamRec.finish_training`, noise from the config's seed), and
-saves the checkpoint with ``refit_last_step: True`` in its config. Evaluate the new file as any checkpoint (e.g.
+saves the checkpoint with ``refit_last_step: True`` in its config (``--refit_features F``: the read also takes F random
+features of h, saved with it). Evaluate the new file as any checkpoint (e.g.
 ``benchmarks/guidance_sweep.py --model_files``). Prints the validation metrics before and after.
 """
 
@@ -29,6 +30,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model_file")
     parser.add_argument("--out", required=True, help="the refit checkpoint's path")
+    parser.add_argument("--refit_features", type=int, default=None,
+                        help="F random features of h in the refit read (default: the checkpoint's setting, else 0)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     checkpoint = Checkpoint(args.model_file)
@@ -36,9 +39,11 @@ def main(argv=None):
     if config["model"] != "DreamRec":
         raise ConfigError(f"{args.model_file} is a {config['model']} checkpoint: refit_last_step is DreamRec's")
     config["refit_last_step"] = True
+    if args.refit_features is not None:
+        config["refit_features"] = args.refit_features
     check_config(config)  # the linear denoiser read in one DDIM step
     before = checkpoint.metrics(checkpoint.valid_data)
-    model.refit_last_step = True
+    model.set_after_training(config)
     model.finish_training(train_loader(config, checkpoint.train_data))
     after = checkpoint.metrics(checkpoint.valid_data)
     saved = torch.load(checkpoint.model_file, map_location="cpu", weights_only=False)

@@ -232,6 +232,47 @@ def test_ablation_runs_variants_and_seeds_resumes_and_evaluates_readouts(tiny_co
                            "--debug"])
 
 
+def test_compare_finishes_a_finished_run_again_when_only_a_setting_acting_after_training_changed(tiny_config_dict,
+                                                                                                   in_tmp_dir):
+    """A finished DreamRec run whose ``refit_features`` (a setting that acts after training) changed is not trained
+    again: its best checkpoint is refit under the new value, saved beside it, validated and tested; the record holds
+    that checkpoint's numbers (what reloading it gives), the record before moves to runs/replaced/, and the same
+    command afterwards skips it. Turning the refit off cannot undo it: the record stays."""
+    import torch
+
+    settings = {**tiny_config_dict, "epochs": 1, "sampling_steps": 1, "refit_last_step": True}
+    shared = write_yaml(in_tmp_dir / "configs" / "tiny.yaml", settings)
+    out = in_tmp_dir / "results"
+    (first,) = compare(["DreamRec"], "ml-100k-tiny", [shared], out, log=lambda line: None)
+    saved = torch.load(first["model_file"], weights_only=False)  # its config saved before refit_last_step existed
+    del saved["config"].final_config_dict["refit_last_step"]  # (a run continued across sessions keeps the first)
+    torch.save(saved, first["model_file"])
+    logs = []
+    (again,) = compare(["DreamRec"], "ml-100k-tiny", [shared], out, config_dict={"refit_features": "16"},
+                       log=logs.append)
+    assert any("finishing its best checkpoint again" in line for line in logs)
+    assert again["refinished"]["settings"] == {"refit_features": 16} and again["config"]["refit_features"] == 16
+    assert again["model_file"] != first["model_file"] and again["epochs_trained"] == first["epochs_trained"]
+    assert again["test"] != first["test"] and again["history"] == first["history"]
+    before, after = (torch.load(r["model_file"], weights_only=False)["state_dict"] for r in (first, again))
+    assert {k for k in before if not torch.equal(before[k], after[k])} <= {"denoiser.net.weight", "denoiser.net.bias",
+                                                                           "null_guidance"}
+    assert after["denoiser.feature_read.weight"].shape[0] == 16 and bool(after["denoiser.feature_read.fitted"])
+    valid, test = (evaluate_checkpoint(again["model_file"], split=split)[0] for split in ("valid", "test"))
+    assert {k: valid[k] for k in again["best_valid"]} == again["best_valid"]
+    assert {k: test[k] for k in again["test"]} == again["test"]
+    assert [json.loads(p.read_text())["test"] for p in (out / "runs" / "replaced").glob("DreamRec-*.json")] == \
+        [first["test"]]
+    assert yaml.safe_load((out / "configs" / "DreamRec.yaml").read_text())["refit_features"] == 16
+    logs.clear()
+    compare(["DreamRec"], "ml-100k-tiny", [shared], out, config_dict={"refit_features": "16"}, log=logs.append)
+    assert "skipped" in logs[0]
+    logs.clear()
+    (kept,) = compare(["DreamRec"], "ml-100k-tiny", [shared], out, config_dict={"refit_last_step": "False"},
+                      log=logs.append)
+    assert kept == again and any("--redo DreamRec" in line for line in logs)
+
+
 def test_compare_continues_an_interrupted_model_to_the_same_result(tiny_config_dict, in_tmp_dir):
     """Stopped after its second validation and run again with the same command, a model ends as an uninterrupted
     run does: the same validation curve, best validation and test result, every epoch counted once."""
@@ -535,7 +576,7 @@ def test_a_setting_added_later_at_the_value_that_computes_as_before_does_not_res
     assert digest("hidden_size: 64\ntrain_timesteps: 'sampler'\n") != before
     # a setting that acts after training leaves the validation curve alone: the run continues under either value
     assert digest("hidden_size: 64\nrefit_last_step: True\n") == digest("hidden_size: 64\n", refit_last_step="False") \
-        == before
+        == digest("hidden_size: 64\nrefit_features: 0\n", refit_features="2048") == before
 
 
 def test_unfinished_runs_show_the_best_epoch_and_the_count_as_recbole_early_stopping_keeps_them(in_tmp_dir):
@@ -808,6 +849,14 @@ def test_refit_checkpoint_finishes_a_run_trained_without_the_refit(tiny_config_d
         {"denoiser.net.weight", "denoiser.net.bias", "null_guidance"}
     valid = evaluate_checkpoint(str(out), split="valid")[0]
     assert f"valid after: recall@10 {valid['recall@10']:.4f}" in printed
+    # with random features of h: saved with the checkpoint (its config says how many), which reloads to that read
+    wide = in_tmp_dir / "refit-features.pth"
+    load_script("refit_checkpoint").main([run["model_file"], "--out", str(wide), "--refit_features", "16"])
+    printed = capsys.readouterr().out
+    saved = torch.load(wide, weights_only=False)
+    assert saved["config"]["refit_features"] == 16 and saved["state_dict"]["denoiser.feature_read.weight"].shape[0] == 16
+    valid_wide = evaluate_checkpoint(str(wide), split="valid")[0]
+    assert f"valid after: recall@10 {valid_wide['recall@10']:.4f}" in printed and valid_wide != valid
     five = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict={**settings, "sampling_steps": 5})
     with pytest.raises(SystemExit):
         load_script("refit_checkpoint").main([five["model_file"], "--out", str(in_tmp_dir / "five.pth")])

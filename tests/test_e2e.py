@@ -279,6 +279,16 @@ def test_refit_last_step_rewrites_the_best_checkpoint_and_the_run_reports_the_re
     assert {k: valid[k] for k in refit["best_valid_result"]} == dict(refit["best_valid_result"])
     assert {k: test[k] for k in refit["test_result"]} == dict(refit["test_result"])
     assert refit["best_valid_score"] == refit["best_valid_result"]["ndcg@10"]
+    # with random features of h in the read: the same training, the features fitted and saved with the checkpoint
+    features = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny",
+                                    config_dict={**settings, "refit_last_step": True, "refit_features": 32})
+    with_features = torch.load(features["model_file"], weights_only=False)["state_dict"]
+    added = {"denoiser.feature_read." + k for k in ("projection", "offset", "weight", "fitted")}
+    assert set(with_features) == set(before) | added and bool(with_features["denoiser.feature_read.fitted"])
+    assert {k for k in before if not torch.equal(before[k], with_features[k])} == changed
+    assert features["best_valid_result"] != refit["best_valid_result"]
+    valid = evaluate_checkpoint(features["model_file"], split="valid")[0]
+    assert {k: valid[k] for k in features["best_valid_result"]} == dict(features["best_valid_result"])
 
 
 def test_flush_denormal_flushes_during_the_run_only_and_only_when_asked(tiny_config_dict, in_tmp_dir, monkeypatch):

@@ -197,6 +197,52 @@ def test_refit_last_step_is_the_least_squares_one_step_read_of_the_training_targ
     torch.testing.assert_close(oracle.double(), expected, atol=2e-3, rtol=2e-3)
 
 
+def test_refit_features_add_random_relu_features_of_h_to_the_least_squares_read(data):
+    """With ``refit_features`` F the refit fits x_0 from [x_T, h, phi(h), 1], phi(h) = relu(h P + o) with P, o drawn
+    from the seed (P scaled to h's spread), and the denoiser's last step then predicts that fit; before the refit the
+    features are off: a model with them computes the same loss as one without (same seed), and x_T's noise is the
+    same for every F."""
+    from recbole_dreamrec.model.refit import refit_last_step
+
+    batches = list(data[1])
+    plain = make_model(data, diffusion_loss_type="l2", sampling_steps=1)
+    model = make_model(data, diffusion_loss_type="l2", sampling_steps=1, refit_last_step=True, refit_features=24)
+    for key, value in plain.state_dict().items():  # the same initial weights: the features draw nothing at init
+        assert torch.equal(model.state_dict()[key], value), key
+    torch.manual_seed(5)
+    loss_plain = plain.calculate_loss(batches[0])
+    torch.manual_seed(5)
+    assert torch.equal(model.calculate_loss(batches[0]), loss_plain)  # off until the refit
+    model.load_state_dict(plain.state_dict())  # a checkpoint trained without the read (a run continued): unfitted
+    assert not model.denoiser.feature_read.fitted and not model.denoiser.feature_read.weight.any()
+    refit_last_step(model, batches, ridge=0.5, seed=7)
+    read = model.denoiser.feature_read
+    assert bool(read.fitted) and read.weight.abs().sum() > 0
+    model.eval()
+    D, H, F, last = model.code_size, model.hidden_size, 24, model.diffusion.num_timesteps - 1
+    generator = torch.Generator().manual_seed(7)
+    rows, targets = [], []
+    with torch.no_grad():
+        first_h = model.training_targets(batches[0])[0]
+        projection = torch.randn(H, F, generator=torch.Generator().manual_seed(7)) / (H ** 0.5 * first_h.std(0).mean())
+        torch.testing.assert_close(read.projection, projection)
+        for batch in batches:
+            h, target = model.training_targets(batch)
+            x0 = model.codes[target]
+            x_t = model.diffusion.q_sample(x0, torch.full((len(target),), last), torch.randn(x0.shape, generator=generator))
+            phi = torch.relu(h @ read.projection + read.offset)
+            rows.append(torch.cat([x_t, h, phi, torch.ones(len(target), 1)], dim=1).double())
+            targets.append(x0.double())
+    design, x0 = torch.cat(rows), torch.cat(targets)  # [M D+H+F+1], [M D]
+    n = D + H + F
+    ridge_rows = torch.cat([0.5 ** 0.5 * torch.eye(n, dtype=torch.float64), torch.zeros(n, 1, dtype=torch.float64)], 1)
+    fit = torch.linalg.lstsq(torch.cat([design, ridge_rows]), torch.cat([x0, torch.zeros(n, D, dtype=torch.float64)])).solution
+    with torch.no_grad():
+        predicted = model.denoiser(design[:50, :D].float(), design[:50, D:D + H].float(), torch.full((50,), last))
+    torch.testing.assert_close(predicted.double(), design[:50] @ fit, atol=1e-3, rtol=1e-3)
+    assert (fit[D + H:n].abs().sum() > 1e-3 * fit[D:D + H].abs().sum())  # the features take part in the read
+
+
 def test_refit_last_step_needs_the_linear_denoiser_read_in_one_ddim_step(data):
     from recbole_dreamrec.errors import ConfigError
 
@@ -205,6 +251,8 @@ def test_refit_last_step_needs_the_linear_denoiser_read_in_one_ddim_step(data):
         with pytest.raises(ConfigError, match="refit_last_step refits the one-step oracle of the linear denoiser"):
             make_model(data, refit_last_step=True, **{"sampling_steps": 1, **other})
     assert not make_model(data, refit_last_step=None).finishes_training  # a config older than the key
+    assert make_model(data, refit_features=8).denoiser.feature_read is None  # read by the refit only
+    assert make_model(data, refit_features=None).denoiser.feature_read is None  # a config older than the key
 
 
 def test_full_sort_predict_shape_and_predict_consistency(data):

@@ -18,6 +18,7 @@ import os
 import time
 from pathlib import Path
 
+import torch
 import yaml
 from recbole.config import Config as RecBoleConfig
 
@@ -113,7 +114,7 @@ ADDED_SETTINGS_AS_BEFORE = {"flush_denormal": False, "train_timesteps": "all"}
 
 # settings that act once training has ended (the validation curve does not depend on them): left out of the
 # fingerprint, so that an unfinished run continues under a new value and ends with it
-AFTER_TRAINING_KEYS = ("refit_last_step",)
+AFTER_TRAINING_KEYS = ("refit_last_step", "refit_features")
 
 
 # where compare() keeps checkpoints unless told otherwise (checkpoint_dir): outside any checkout, so that a long run
@@ -344,16 +345,25 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
     records, start = [], time.perf_counter()
     for n, model in enumerate(models, start=1):
         run_file = out_dir / "runs" / f"{model}.json"
+        files = list(config_file_list) + model_override_files(config_file_list, model)
         afresh = False
         if run_file.is_file():
             if model not in redo:
-                log(f"[{n}/{len(models)}] {model}: finished before, skipped ({run_file})")
-                records.append(json.loads(run_file.read_text()))
+                record = json.loads(run_file.read_text())
+                changes = after_training_changes(record, model, dataset, files, config_dict)
+                if changes:
+                    log(f"[{n}/{len(models)}] {model}: finished before under other settings that act after training "
+                        f"({changes}): finishing its best checkpoint again")
+                    settings = after_training_settings(model, dataset, files, config_dict)
+                    record = refinish_run(run_file, changes, log, settings)
+                    atomic_write_text(out_dir / "configs" / f"{model}.yaml", yaml.safe_dump(record["config"], sort_keys=True))
+                else:
+                    log(f"[{n}/{len(models)}] {model}: finished before, skipped ({run_file})")
+                records.append(record)
                 continue
             replaced = replace_finished_run(run_file)
             log(f"[{n}/{len(models)}] {model}: running again; the finished record is kept as {replaced}")
             afresh = True  # from the start, not from a progress file left behind
-        files = list(config_file_list) + model_override_files(config_file_list, model)
         progress = start_progress(out_dir, model, dataset, files, config_dict, afresh, log)
         progress.on_write = lambda: write_tables(with_other_runs(records, out_dir), out_dir, dataset, metrics)
         settings = with_checkpoint_dir(config_dict, files)
@@ -376,6 +386,67 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
         write_tables(with_other_runs(records, out_dir), out_dir, dataset, metrics)
     write_tables(with_other_runs(records, out_dir), out_dir, dataset, metrics)
     return records
+
+
+def after_training_changes(record, model, dataset, config_file_list, config_dict):
+    """The settings that act once training has ended (:data:`AFTER_TRAINING_KEYS`) whose value for this run today
+    (:func:`effective_settings`) differs from the finished run's ``record``, ``{key: today's value}``; an unset
+    value, False and 0 all mean off. Empty for a failed run and for a model without such settings."""
+    if record.get("status") != "ok":
+        return {}
+    wanted, ran = after_training_settings(model, dataset, config_file_list, config_dict), record.get("config") or {}
+    return {key: value for key, value in wanted.items() if (value or None) != (ran.get(key) or None)}
+
+
+def after_training_settings(model, dataset, config_file_list, config_dict):
+    """Today's values of the settings that act after training (:data:`AFTER_TRAINING_KEYS`) for this run, those
+    that the model has (from its packaged defaults, the setting files or ``config_dict``)."""
+    wanted = effective_settings(model, dataset, config_file_list, config_dict)
+    return {key: wanted[key] for key in AFTER_TRAINING_KEYS if key in wanted}
+
+
+def refinish_run(run_file, changes, log=print, settings=None):
+    """A finished run brought to other settings that act after training (``changes``, see
+    :func:`after_training_changes`) without training again: its best checkpoint reloaded, finished under them
+    (``model.finish_training`` over its training data: DreamRec's refit, which recomputes the whole read from the
+    encoder and the codes, so an already refit checkpoint refits as the trained one would), saved as a new
+    checkpoint beside it, validated and tested as the run would have been. The record (``run_file``) then holds
+    those numbers, the new checkpoint and ``refinished`` (when, the settings, the checkpoint before); the one before
+    moves to ``runs/replaced/``. A run whose model does not finish training under the new settings (a refit cannot
+    be undone) keeps its record: run it again with ``--redo``. ``settings`` (default ``changes``): every setting
+    that acts after training, with today's value, set in the checkpoint's config (which may be older than some of
+    them: a run continued across sessions keeps the config its best checkpoint was saved with)."""
+    from recbole_dreamrec.analysis.evaluation import Checkpoint  # loads RecBole's trainers: only when needed
+    from recbole_dreamrec.data import train_loader
+
+    record = json.loads(Path(run_file).read_text())
+    start = time.perf_counter()
+    checkpoint = Checkpoint(local_path(record["model_file"]))
+    config, model = checkpoint.config, checkpoint.model
+    for key, value in {**(settings or {}), **changes}.items():
+        config[key] = value
+    model.check_config(config)
+    model.set_after_training(config)
+    if not model.finishes_training:
+        log(f"{record['model']}: {changes} leaves the trained weights as they were, but {record['model_file']} was "
+            f"finished after training already; its record stays (--redo {record['model']} runs it again)")
+        return record
+    model.finish_training(train_loader(config, checkpoint.train_data))
+    saved = torch.load(checkpoint.model_file, map_location="cpu", weights_only=False)
+    saved["state_dict"], saved["config"] = model.state_dict(), config
+    model_file = Path(checkpoint.model_file)
+    model_file = model_file.with_name(f"{model_file.stem}-refinished-{time.strftime('%Y%m%d-%H%M%S')}.pth")
+    torch.save(saved, model_file)
+    valid, test = checkpoint.metrics(checkpoint.valid_data), checkpoint.metrics(checkpoint.test_data)
+    replace_finished_run(run_file)
+    record.update(best_valid=valid, test=test, model_file=str(model_file), config=plain(config.final_config_dict),
+                  refinished={"at": time.strftime("%F %T"), "settings": changes, "seconds": time.perf_counter() - start,
+                              "model_file_before": record["model_file"], "finished_before": record.get("finished")},
+                  finished=time.strftime("%F %T"))
+    record = portable(record)
+    atomic_write_text(Path(run_file), json.dumps(record, indent=1))
+    log(f"{record['model']}: finished again under {changes}: valid {valid}, test {test} ({model_file})")
+    return record
 
 
 def replace_finished_run(run_file):

@@ -62,10 +62,14 @@ class _ConcatDenoiser(nn.Module):
         self.code_size = hidden_size if code_size is None else code_size
         self.in_size = self.code_size + 2 * hidden_size
         self.step_embedding = StepEmbedding(hidden_size)
+        self.feature_read = None  # a RandomFeatureRead where refit_features > 0
 
     def forward(self, x_t, h, t):
         t_emb = self.step_embedding(t)  # [B H]
-        return self.net(torch.cat([x_t, h, t_emb], dim=-1))  # [B D]
+        x_0 = self.net(torch.cat([x_t, h, t_emb], dim=-1))  # [B D]
+        if self.feature_read is not None and self.feature_read.fitted:
+            x_0 = x_0 + self.feature_read(h)  # [B D]
+        return x_0
 
 
 class MLP1Denoiser(_ConcatDenoiser):
@@ -86,6 +90,40 @@ class MLP2Denoiser(_ConcatDenoiser):
             nn.GELU(),
             nn.Linear(self.code_size * 2, self.code_size),
         )
+
+
+class RandomFeatureRead(nn.Module):
+    r"""A read of h through F random ReLU features, :math:`\phi(h) W` with :math:`\phi(h) = \max(0, h P + o)`
+    (Rahimi & Recht 2007: a ridge fit on them approximates a kernel ridge read of h), added to a denoiser's output
+    (``refit_features``). P ``[H F]``, o ``[F]`` and W ``[F D]`` are buffers, not trained: zero, and the read off,
+    until ``refit_last_step`` draws P and o and fits W with the rest of the last step's read
+    (:func:`~recbole_dreamrec.model.refit.refit_last_step`); training is the same with or without it.
+
+    Args:
+        hidden_size (int): H, the size of h.
+        code_size (int): D, the size of x_0.
+        num_features (int): F.
+    """
+
+    def __init__(self, hidden_size, code_size, num_features):
+        super().__init__()
+        self.register_buffer("projection", torch.zeros(hidden_size, num_features))  # P [H F]
+        self.register_buffer("offset", torch.zeros(num_features))  # o [F]
+        self.register_buffer("weight", torch.zeros(num_features, code_size))  # W [F D]
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a checkpoint saved without the read (trained before refit_features was set: a run continued, or refit
+        # afterwards) loads with it unfitted, as training leaves it
+        if not any(key.startswith(prefix) for key in state_dict):
+            state_dict.update({prefix + name: buffer.clone() for name, buffer in self._buffers.items()})
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def features(self, h):
+        return torch.relu(h @ self.projection + self.offset)  # [B F]
+
+    def forward(self, h):
+        return self.features(h) @ self.weight  # [B D]
 
 
 DENOISERS = {"mlp1": MLP1Denoiser, "mlp2": MLP2Denoiser}

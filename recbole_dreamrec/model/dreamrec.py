@@ -24,7 +24,7 @@ from recbole.utils import InputType
 
 from recbole_dreamrec.data import WINDOW_TARGETS_FIELD
 from recbole_dreamrec.errors import ConfigError
-from recbole_dreamrec.model.denoisers import build_denoiser
+from recbole_dreamrec.model.denoisers import RandomFeatureRead, build_denoiser
 from recbole_dreamrec.model.diffusion import GaussianDiffusion, get_beta_schedule
 from recbole_dreamrec.model.encoders import GRUEncoder, PaperEncoder
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
@@ -128,6 +128,8 @@ class DreamRec(SequentialRecommender):
         self.sampling_seed = config["seed"]
         self.generation_samples = config["generation_samples"]  # S oracles per history, averaged
         self.refit_last_step = bool(config["refit_last_step"])  # after training (None: a config older than the key)
+        # F random features of h in the refit read: with refit_last_step only (None: a config older than the key)
+        self.refit_features = (config["refit_features"] or 0) if self.refit_last_step else 0
 
         # define layers and loss
         self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
@@ -156,6 +158,8 @@ class DreamRec(SequentialRecommender):
             self.item_codes = nn.Parameter(torch.empty(self.n_items, self.code_size), requires_grad=not self.detach_target)
         self.null_guidance = nn.Parameter(torch.empty(self.hidden_size))  # the learned "no guidance" vector
         self.denoiser = build_denoiser(config["denoiser_type"], self.hidden_size, self.code_size)
+        if self.refit_features:
+            self.add_feature_read(self.refit_features)
         self.diffusion = GaussianDiffusion(
             get_beta_schedule(config["beta_schedule"], config["timesteps"], config["beta_start"], config["beta_end"])
         )
@@ -189,6 +193,26 @@ class DreamRec(SequentialRecommender):
             self.item_embedding.weight.data.copy_(codes[:, : self.hidden_size])
             if self.separate_codes:
                 self.item_codes.data.copy_(codes[:, : self.code_size])
+
+    def add_feature_read(self, num_features):
+        """Give the denoiser a :class:`RandomFeatureRead` of ``num_features`` random features of h for the refit
+        (``refit_features``): buffers, zero and off until :meth:`finish_training` fits them, so training and its
+        random draws are the same with or without it."""
+        self.refit_features = num_features
+        self.denoiser.feature_read = RandomFeatureRead(self.hidden_size, self.code_size, num_features)
+        self.denoiser.feature_read.to(self.null_guidance.device)
+
+    def set_after_training(self, config):
+        """Take ``config``'s settings that act once training has ended (``refit_last_step``, ``refit_features``),
+        for a model already trained: a checkpoint finished again under other such settings
+        (``benchmarks/refit_checkpoint.py``, ``compare.py``)."""
+        self.refit_last_step = bool(config["refit_last_step"])
+        features = (config["refit_features"] or 0) if self.refit_last_step else 0
+        if features != self.refit_features:
+            if features:
+                self.add_feature_read(features)
+            else:
+                self.denoiser.feature_read, self.refit_features = None, 0
 
     def _svd_item_codes(self, config, matrix, dim):
         """Item codes from the truncated SVD of the training user-item matrix (see :mod:`item_init`)."""

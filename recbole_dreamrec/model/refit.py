@@ -18,6 +18,13 @@ encoder fixed, the best read of the last step has a closed form, and it ranks be
 4. sets the null vector to the mean h, so that the unconditional prediction is the read of the average history and
    guidance reads :math:`A x_T + c + B h + w B (h - \bar h)`.
 
+With ``refit_features`` F > 0 the read also takes F random ReLU features of h,
+:math:`\phi(h) = \max(0, h P + o)` (the denoiser's :class:`~recbole_dreamrec.model.denoisers.RandomFeatureRead`;
+P ~ N(0, 1 / (H s^2)) with s the mean standard deviation of h's coordinates over the first batch, o ~ N(0, 1/4),
+both from ``seed``): step 1 adds them to each target's row, step 2 fits :math:`A x_T + B h + C \phi(h) + c` and
+step 3 writes C into the read. A linear map of h cannot read everything h holds: on ml-1m the features gain about
++0.01 valid NDCG@10 (``benchmarks/results/ml-1m``).
+
 The denoiser then predicts well at the last step only: a refit model is read with DDIM at K = 1 (a rule of
 :mod:`~recbole_dreamrec.model.settings`).
 """
@@ -43,36 +50,52 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
         int: the number of training targets fitted.
     """
     net = model.denoiser.net  # nn.Linear(D + 2H, D): [x_t, h, e(t)] -> x_0
+    read = model.denoiser.feature_read  # RandomFeatureRead, or None (refit_features 0)
     D, H = model.code_size, model.hidden_size
+    F = 0 if read is None else read.weight.shape[0]
     last = model.diffusion.num_timesteps - 1
     generator = torch.Generator().manual_seed(seed)
+    features_generator = torch.Generator().manual_seed(seed)  # apart: the noise is the same for every F
     was_training = model.training
     model.eval()
-    size = D + H + 1
-    gram = torch.zeros(size, size, dtype=torch.float64)  # [D+H+1 D+H+1]: sum of [x_T h 1]^T [x_T h 1]
-    cross = torch.zeros(size, D, dtype=torch.float64)  # [D+H+1 D]: sum of [x_T h 1]^T x_0
+    size = D + H + F + 1
+    gram = torch.zeros(size, size, dtype=torch.float64)  # [S S], S = D+H+F+1: sum of [x_T h phi 1]^T [x_T h phi 1]
+    cross = torch.zeros(size, D, dtype=torch.float64)  # [S D]: sum of [x_T h phi 1]^T x_0
     count = 0
     try:
+        if read is not None:
+            read.fitted.fill_(False)  # the features' own contribution stays out of the rows
         for batch in batches:
-            # 1. h, x_0 and x_T ~ q(x_T | x_0) for every target of the batch
+            # 1. h, x_0 and x_T ~ q(x_T | x_0) for every target of the batch (and phi(h))
             h, target = model.training_targets(batch.to(model.device))  # [M H], [M]
             x_start = model.codes[target]  # [M D]
             noise = torch.randn(x_start.shape, generator=generator).to(x_start.device)  # [M D]
             t = torch.full((x_start.shape[0],), last, dtype=torch.long, device=x_start.device)  # [M]
             x_t = model.diffusion.q_sample(x_start, t, noise)  # [M D]
-            design = torch.cat([x_t, h, torch.ones_like(h[:, :1])], dim=1).double().cpu()  # [M D+H+1]
+            columns = [x_t, h]
+            if read is not None:
+                if not count:  # P and o, scaled to h's spread over the first batch
+                    scale = h.std(dim=0).mean().clamp_min(1e-12)
+                    projection = torch.randn(read.projection.shape, generator=features_generator) / (H ** 0.5 * scale)
+                    read.projection.copy_(projection)
+                    read.offset.copy_(torch.randn(read.offset.shape, generator=features_generator) / 2)
+                columns.append(read.features(h))  # [M F]
+            design = torch.cat([*columns, torch.ones_like(h[:, :1])], dim=1).double().cpu()  # [M S]
             gram += design.T @ design
             cross += design.T @ x_start.double().cpu()
             count += x_start.shape[0]
         # 2. the normal equations, the bias unshrunk
-        solution = ridge_solution(gram, cross, ridge)  # [D+H+1 D]
-        A, B, c = solution[:D], solution[D:D + H], solution[-1]  # [D D], [H D], [D]
-        # 3. into the denoiser: f(x_T, h, T-1) = A x_T + B h + c
+        solution = ridge_solution(gram, cross, ridge)  # [S D]
+        A, B, C, c = solution[:D], solution[D:D + H], solution[D + H:D + H + F], solution[-1]  # [D D] [H D] [F D] [D]
+        # 3. into the denoiser: f(x_T, h, T-1) = A x_T + B h + C phi(h) + c
         step = torch.full((1,), last, dtype=torch.long, device=net.weight.device)
         step_term = net.weight[:, D + H:] @ model.denoiser.step_embedding(step)[0]  # [D]: W_t e(T-1)
         net.weight[:, :D] = A.T.to(net.weight)
         net.weight[:, D:D + H] = B.T.to(net.weight)
         net.bias.copy_(c.to(net.bias) - step_term)
+        if read is not None:
+            read.weight.copy_(C.to(read.weight))
+            read.fitted.fill_(True)
         # 4. the null vector: the mean h
         model.null_guidance.copy_((gram[-1, D:D + H] / gram[-1, -1]).to(model.null_guidance))
     finally:

@@ -53,6 +53,11 @@ def optional_boolean(v):
     return v is None or isinstance(v, bool)
 
 
+def optional_integer(low):
+    """An integer ``>= low``, or absent (``None``): a setting newer than a checkpoint's saved config, 0 there."""
+    return lambda v: v is None or integer(low)(v)
+
+
 def optional_one_of(choices):
     """One of ``choices``, or absent (``None``): a setting newer than a checkpoint's saved config, its first choice
     there."""
@@ -105,6 +110,7 @@ SETTINGS = (
     ("window_stride",         integer(0),                                "an integer >= 0 (0: RecBole's rows)"),
     ("flush_denormal",        optional_boolean,                          "True or False"),
     ("refit_last_step",       optional_boolean,                          "True or False"),
+    ("refit_features",        optional_integer(0),                       "an integer >= 0 (0: the affine read)"),
 )  # fmt: skip
 
 # keys                            valid when (all keys above valid)                              what must hold
