@@ -75,7 +75,7 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
             columns = [x_t, h]
             if read is not None:
                 if not count:  # P and o, scaled to h's spread over the first batch
-                    scale = h.std(dim=0).mean().clamp_min(1e-12)
+                    scale = max(float(h.std(dim=0).mean()), 1e-12)  # a number: P is drawn on the CPU
                     projection = torch.randn(read.projection.shape, generator=features_generator) / (H ** 0.5 * scale)
                     read.projection.copy_(projection)
                     read.offset.copy_(torch.randn(read.offset.shape, generator=features_generator) / 2)
