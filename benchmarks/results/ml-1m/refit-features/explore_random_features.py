@@ -3,7 +3,9 @@ from [h, relu(h R / s + b), 1] (R ~ N(0, 1/H), b ~ N(0, 1/4), s h's mean coordin
 target, ranked unguided from x_T = 0 (no noise term) on valid; "vs affine" is the paired difference from the first
 row (mean per-user NDCG@10 difference, its standard error).
 
-    python benchmarks/results/ml-1m/refit-features/explore_random_features.py <checkpoint> <widths> <ridges>
+    python benchmarks/results/ml-1m/refit-features/explore_random_features.py <checkpoint> <widths> <ridges> [<dim>]
+
+(``<dim>``: read into and rank by the training data's SVD codes of that many dimensions instead of the model's own.)
 
 e.g. ``... ~/.recbole_dreamrec/saved/DreamRec-Dec-03-2026_08-35-01.pth 0,2048 1,10``. What ``refit_features`` ships
 is the same read inside the refit (with the x_T column and guidance): benchmarks/refit_checkpoint.py.
@@ -33,6 +35,11 @@ scale = hs.std(0).mean()
 bias = torch.randn(max(widths)) * 0.5
 print("targets", hs.shape, f"{time.time()-t0:.0f}s", "h scale", float(scale), flush=True)
 codes = model.codes.detach()
+if len(sys.argv) > 4:  # another code table to read into and rank by: SVD codes of this many dimensions (fixed)
+    from recbole_dreamrec.model.item_init import sequential_interaction_matrix
+    matrix = sequential_interaction_matrix(ck.train_data.dataset, model)
+    codes = model._svd_item_codes(ck.config, matrix, int(sys.argv[4])).float()
+    print("codes: SVD", tuple(codes.shape), flush=True)
 
 def feats(h, width):
     z = h / scale
