@@ -46,9 +46,7 @@ def main(argv=None):
     model.set_after_training(config)
     model.finish_training(train_loader(config, checkpoint.train_data))
     after = checkpoint.metrics(checkpoint.valid_data)
-    saved = torch.load(checkpoint.model_file, map_location="cpu", weights_only=False)
-    saved["state_dict"], saved["config"] = model.state_dict(), config
-    torch.save(saved, args.out)
+    checkpoint.save(args.out)
     for name, metrics in (("before", before), ("after", after)):
         print(f"valid {name}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     print(f"saved {args.out}")

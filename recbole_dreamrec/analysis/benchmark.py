@@ -18,7 +18,6 @@ import os
 import time
 from pathlib import Path
 
-import torch
 import yaml
 from recbole.config import Config as RecBoleConfig
 
@@ -350,12 +349,12 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
         if run_file.is_file():
             if model not in redo:
                 record = json.loads(run_file.read_text())
-                changes = after_training_changes(record, model, dataset, files, config_dict)
+                after = after_training_settings(model, dataset, files, config_dict)
+                changes = after_training_changes(record, after)
                 if changes:
                     log(f"[{n}/{len(models)}] {model}: finished before under other settings that act after training "
                         f"({changes}): finishing its best checkpoint again")
-                    settings = after_training_settings(model, dataset, files, config_dict)
-                    record = refinish_run(run_file, changes, log, settings)
+                    record = refinish_run(run_file, after, log)
                     atomic_write_text(out_dir / "configs" / f"{model}.yaml", yaml.safe_dump(record["config"], sort_keys=True))
                 else:
                     log(f"[{n}/{len(models)}] {model}: finished before, skipped ({run_file})")
@@ -388,42 +387,42 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
     return records
 
 
-def after_training_changes(record, model, dataset, config_file_list, config_dict):
-    """The settings that act once training has ended (:data:`AFTER_TRAINING_KEYS`) whose value for this run today
-    (:func:`effective_settings`) differs from the finished run's ``record``, ``{key: today's value}``; an unset
-    value, False and 0 all mean off. Empty for a failed run and for a model without such settings."""
-    if record.get("status") != "ok":
-        return {}
-    wanted, ran = after_training_settings(model, dataset, config_file_list, config_dict), record.get("config") or {}
-    return {key: value for key, value in wanted.items() if (value or None) != (ran.get(key) or None)}
-
-
 def after_training_settings(model, dataset, config_file_list, config_dict):
     """Today's values of the settings that act after training (:data:`AFTER_TRAINING_KEYS`) for this run, those
-    that the model has (from its packaged defaults, the setting files or ``config_dict``)."""
+    that the model has (:func:`effective_settings`: its packaged defaults, the setting files, ``config_dict``)."""
     wanted = effective_settings(model, dataset, config_file_list, config_dict)
     return {key: wanted[key] for key in AFTER_TRAINING_KEYS if key in wanted}
 
 
-def refinish_run(run_file, changes, log=print, settings=None):
-    """A finished run brought to other settings that act after training (``changes``, see
-    :func:`after_training_changes`) without training again: its best checkpoint reloaded, finished under them
+def after_training_changes(record, settings):
+    """Those of ``settings`` (:func:`after_training_settings`) whose value differs from the finished run's
+    ``record``, ``{key: today's value}``; an unset value, False and 0 all mean off. Empty for a failed run."""
+    if record.get("status") != "ok":
+        return {}
+    ran = record.get("config") or {}
+    return {key: value for key, value in settings.items() if (value or None) != (ran.get(key) or None)}
+
+
+def refinish_run(run_file, settings, log=print):
+    """A finished run brought to today's settings that act after training (``settings``, see
+    :func:`after_training_settings`; the record notes those that changed, :func:`after_training_changes`) without
+    training again: its best checkpoint reloaded, finished under them
     (``model.finish_training`` over its training data: DreamRec's refit, which recomputes the whole read from the
     encoder and the codes, so an already refit checkpoint refits as the trained one would), saved as a new
     checkpoint beside it, validated and tested as the run would have been. The record (``run_file``) then holds
     those numbers, the new checkpoint and ``refinished`` (when, the settings, the checkpoint before); the one before
     moves to ``runs/replaced/``. A run whose model does not finish training under the new settings (a refit cannot
-    be undone) keeps its record: run it again with ``--redo``. ``settings`` (default ``changes``): every setting
-    that acts after training, with today's value, set in the checkpoint's config (which may be older than some of
-    them: a run continued across sessions keeps the config its best checkpoint was saved with)."""
+    be undone) keeps its record: run it again with ``--redo``. Every one of ``settings`` is set in the checkpoint's
+    config, not only those that changed: that config may be older than some of them (a run continued across
+    sessions keeps the config its best checkpoint was saved with)."""
     from recbole_dreamrec.analysis.evaluation import Checkpoint  # loads RecBole's trainers: only when needed
     from recbole_dreamrec.data import train_loader
 
     record = json.loads(Path(run_file).read_text())
-    start = time.perf_counter()
+    changes, start = after_training_changes(record, settings), time.perf_counter()
     checkpoint = Checkpoint(local_path(record["model_file"]))
     config, model = checkpoint.config, checkpoint.model
-    for key, value in {**(settings or {}), **changes}.items():
+    for key, value in settings.items():
         config[key] = value
     model.check_config(config)
     model.set_after_training(config)
@@ -432,11 +431,9 @@ def refinish_run(run_file, changes, log=print, settings=None):
             f"finished after training already; its record stays (--redo {record['model']} runs it again)")
         return record
     model.finish_training(train_loader(config, checkpoint.train_data))
-    saved = torch.load(checkpoint.model_file, map_location="cpu", weights_only=False)
-    saved["state_dict"], saved["config"] = model.state_dict(), config
     model_file = Path(checkpoint.model_file)
     model_file = model_file.with_name(f"{model_file.stem}-refinished-{time.strftime('%Y%m%d-%H%M%S')}.pth")
-    torch.save(saved, model_file)
+    checkpoint.save(model_file)
     valid, test = checkpoint.metrics(checkpoint.valid_data), checkpoint.metrics(checkpoint.test_data)
     replace_finished_run(run_file)
     record.update(best_valid=valid, test=test, model_file=str(model_file), config=plain(config.final_config_dict),

@@ -129,6 +129,13 @@ class Checkpoint:
         self._trainers = {}  # by mask_history, or by the id of a rescoring wrapper
         self._as_saved = True
 
+    def save(self, path):
+        """Write the checkpoint file again to ``path`` with the model's weights and the config as they are now (e.g.
+        after a refit), everything else as loaded."""
+        saved = torch.load(self.model_file, map_location="cpu", weights_only=False)
+        saved["state_dict"], saved["config"] = self.model.state_dict(), self.config
+        torch.save(saved, path)
+
     def trainer(self, mask_history=False, rescored=None):
         """A RecBole trainer of the model (of its :func:`mask_seen_items` wrapper with ``mask_history``, for a
         sequential model; general models are masked by RecBole already), or of ``rescored``, a :class:`Rescored`

@@ -127,9 +127,7 @@ class DreamRec(SequentialRecommender):
         self.detach_target = config["detach_target"]
         self.sampling_seed = config["seed"]
         self.generation_samples = config["generation_samples"]  # S oracles per history, averaged
-        self.refit_last_step = bool(config["refit_last_step"])  # after training (None: a config older than the key)
-        # F random features of h in the refit read: with refit_last_step only (None: a config older than the key)
-        self.refit_features = (config["refit_features"] or 0) if self.refit_last_step else 0
+        # refit_last_step and refit_features, which act after training: set_after_training, once the denoiser exists
 
         # define layers and loss
         self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
@@ -158,8 +156,7 @@ class DreamRec(SequentialRecommender):
             self.item_codes = nn.Parameter(torch.empty(self.n_items, self.code_size), requires_grad=not self.detach_target)
         self.null_guidance = nn.Parameter(torch.empty(self.hidden_size))  # the learned "no guidance" vector
         self.denoiser = build_denoiser(config["denoiser_type"], self.hidden_size, self.code_size)
-        if self.refit_features:
-            self.add_feature_read(self.refit_features)
+        self.set_after_training(config)
         self.diffusion = GaussianDiffusion(
             get_beta_schedule(config["beta_schedule"], config["timesteps"], config["beta_start"], config["beta_end"])
         )
@@ -194,25 +191,24 @@ class DreamRec(SequentialRecommender):
             if self.separate_codes:
                 self.item_codes.data.copy_(codes[:, : self.code_size])
 
-    def add_feature_read(self, num_features):
-        """Give the denoiser a :class:`RandomFeatureRead` of ``num_features`` random features of h for the refit
-        (``refit_features``): buffers, zero and off until :meth:`finish_training` fits them, so training and its
-        random draws are the same with or without it."""
-        self.refit_features = num_features
-        self.denoiser.feature_read = RandomFeatureRead(self.hidden_size, self.code_size, num_features)
-        self.denoiser.feature_read.to(self.null_guidance.device)
+    @property
+    def refit_features(self):
+        """F, the random features of h the refit reads through (0: the affine read)."""
+        read = self.denoiser.feature_read
+        return 0 if read is None else read.weight.shape[0]
 
     def set_after_training(self, config):
-        """Take ``config``'s settings that act once training has ended (``refit_last_step``, ``refit_features``),
-        for a model already trained: a checkpoint finished again under other such settings
-        (``benchmarks/refit_checkpoint.py``, ``compare.py``)."""
+        """Take ``config``'s settings that act once training has ended: ``refit_last_step`` and, read only with it,
+        ``refit_features`` (the denoiser's :class:`RandomFeatureRead`: buffers, zero and off until
+        :meth:`finish_training` fits them, so training and its random draws are the same with or without it). A
+        config older than a key has None there: off. Called when the model is built, and for a model already
+        trained whose checkpoint is finished again under other such settings (``benchmarks/refit_checkpoint.py``,
+        ``compare.py``)."""
         self.refit_last_step = bool(config["refit_last_step"])
         features = (config["refit_features"] or 0) if self.refit_last_step else 0
         if features != self.refit_features:
-            if features:
-                self.add_feature_read(features)
-            else:
-                self.denoiser.feature_read, self.refit_features = None, 0
+            read = RandomFeatureRead(self.hidden_size, self.code_size, features) if features else None
+            self.denoiser.feature_read = None if read is None else read.to(self.null_guidance.device)
 
     def _svd_item_codes(self, config, matrix, dim):
         """Item codes from the truncated SVD of the training user-item matrix (see :mod:`item_init`)."""

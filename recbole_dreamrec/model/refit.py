@@ -64,7 +64,7 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
     count = 0
     try:
         if read is not None:
-            read.fitted.fill_(False)  # the features' own contribution stays out of the rows
+            read.fitted.fill_(False)  # off until its P, o and W are all new: a refit stopped midway leaves it off
         for batch in batches:
             # 1. h, x_0 and x_T ~ q(x_T | x_0) for every target of the batch (and phi(h))
             h, target = model.training_targets(batch.to(model.device))  # [M H], [M]
