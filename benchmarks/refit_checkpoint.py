@@ -7,7 +7,7 @@ rebuilds the checkpoint's model, data and config (``load_data_and_model``; run f
 ``data_path`` is read as saved), refits the last diffusion step over its training targets as a run with
 ``refit_last_step: True`` does after training (:meth:`DreamRec.finish_training`, noise from the config's seed), and
 saves the checkpoint with ``refit_last_step: True`` in its config (``--refit_features F``: the read also takes F random
-features of h, saved with it). Evaluate the new file as any checkpoint (e.g.
+features of h, saved with it; ``--refit_code_size N``: read into a table of N-d SVD codes of its own). Evaluate the new file as any checkpoint (e.g.
 ``benchmarks/guidance_sweep.py --model_files``). Prints the validation metrics before and after.
 """
 
@@ -32,6 +32,8 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="the refit checkpoint's path")
     parser.add_argument("--refit_features", type=int, default=None,
                         help="F random features of h in the refit read (default: the checkpoint's setting, else 0)")
+    parser.add_argument("--refit_code_size", type=int, default=None,
+                        help="N > 0: read into a table of N-d SVD codes of its own (default: the checkpoint's setting, else 0)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     checkpoint = Checkpoint(args.model_file)
@@ -39,8 +41,9 @@ def main(argv=None):
     if config["model"] != "DreamRec":
         raise ConfigError(f"{args.model_file} is a {config['model']} checkpoint: refit_last_step is DreamRec's")
     config["refit_last_step"] = True
-    if args.refit_features is not None:
-        config["refit_features"] = args.refit_features
+    for key in ("refit_features", "refit_code_size"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
     check_config(config)  # the linear denoiser read in one DDIM step
     before = checkpoint.metrics(checkpoint.valid_data)
     model.set_after_training(config)

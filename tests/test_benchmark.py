@@ -857,6 +857,15 @@ def test_refit_checkpoint_finishes_a_run_trained_without_the_refit(tiny_config_d
     assert saved["config"]["refit_features"] == 16 and saved["state_dict"]["denoiser.feature_read.weight"].shape[0] == 16
     valid_wide = evaluate_checkpoint(str(wide), split="valid")[0]
     assert f"valid after: recall@10 {valid_wide['recall@10']:.4f}" in printed and valid_wide != valid
+    # into a table of its own: saved with the checkpoint, the denoiser as trained
+    table = in_tmp_dir / "refit-table.pth"
+    load_script("refit_checkpoint").main([run["model_file"], "--out", str(table), "--refit_code_size", "24"])
+    printed = capsys.readouterr().out
+    saved = torch.load(table, weights_only=False)
+    assert saved["config"]["refit_code_size"] == 24 and saved["state_dict"]["table_read.codes"].shape[1] == 24
+    assert torch.equal(saved["state_dict"]["denoiser.net.weight"], before["state_dict"]["denoiser.net.weight"])
+    valid_table = evaluate_checkpoint(str(table), split="valid")[0]
+    assert f"valid after: recall@10 {valid_table['recall@10']:.4f}" in printed and valid_table != valid
     five = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict={**settings, "sampling_steps": 5})
     with pytest.raises(SystemExit):
         load_script("refit_checkpoint").main([five["model_file"], "--out", str(in_tmp_dir / "five.pth")])

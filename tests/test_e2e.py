@@ -289,6 +289,18 @@ def test_refit_last_step_rewrites_the_best_checkpoint_and_the_run_reports_the_re
     assert features["best_valid_result"] != refit["best_valid_result"]
     valid = evaluate_checkpoint(features["model_file"], split="valid")[0]
     assert {k: valid[k] for k in features["best_valid_result"]} == dict(features["best_valid_result"])
+    # read into a table of its own: the denoiser as trained, the table and its read saved with the checkpoint
+    table = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict={
+        **settings, "refit_last_step": True, "refit_features": 32, "refit_code_size": 96})
+    with_table = torch.load(table["model_file"], weights_only=False)["state_dict"]
+    added = {"table_read." + k for k in ("codes", "weight", "bias", "fitted")}
+    added |= {"table_read.feature_read." + k for k in ("projection", "offset", "weight", "fitted")}
+    assert set(with_table) == set(before) | added and bool(with_table["table_read.fitted"])
+    assert with_table["table_read.codes"].shape == (before["item_embedding.weight"].shape[0], 96)
+    assert {k for k in before if not torch.equal(before[k], with_table[k])} == {"null_guidance"}
+    valid, test = (evaluate_checkpoint(table["model_file"], split=split)[0] for split in ("valid", "test"))
+    assert {k: valid[k] for k in table["best_valid_result"]} == dict(table["best_valid_result"])
+    assert {k: test[k] for k in table["test_result"]} == dict(table["test_result"])
 
 
 def test_flush_denormal_flushes_during_the_run_only_and_only_when_asked(tiny_config_dict, in_tmp_dir, monkeypatch):

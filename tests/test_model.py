@@ -243,6 +243,71 @@ def test_refit_features_add_random_relu_features_of_h_to_the_least_squares_read(
     assert (fit[D + H:n].abs().sum() > 1e-3 * fit[D:D + H].abs().sum())  # the features take part in the read
 
 
+def test_refit_code_size_reads_h_into_a_table_of_its_own_which_then_ranks_the_items(data):
+    """With ``refit_code_size`` N the refit builds a fixed [n_items N] table of the training data's SVD codes (the
+    same user-item matrix from the training windows as from RecBole's rows), fits B h + C phi(h) + c to each target's
+    code in it by ridge least squares (no x_T), leaves the denoiser and the encoder as trained, sets the null vector
+    to the mean h, and the model then ranks by the guided read dotted with the table. Before the refit the model is
+    the one without it (same init, same loss, same scores)."""
+    from recbole_dreamrec.data import train_loader
+    from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
+
+    config, rows = data[0], data[1]
+    loader = train_loader(config, rows)  # the training windows, as a run finishes training with
+    plain = make_model(data, diffusion_loss_type="l2", sampling_steps=1, guidance_weight=3.0)
+    model = make_model(data, diffusion_loss_type="l2", sampling_steps=1, guidance_weight=3.0, refit_last_step=True,
+                       refit_features=16, refit_code_size=40)
+    assert model.denoiser.feature_read is None and model.table_read.feature_read.weight.shape == (16, 40)
+    for key, value in plain.state_dict().items():  # the same initial weights: the table draws nothing at init
+        assert torch.equal(model.state_dict()[key], value), key
+    batch = next(iter(loader))
+    torch.manual_seed(5)
+    loss_plain = plain.calculate_loss(batch)
+    torch.manual_seed(5)
+    assert torch.equal(model.calculate_loss(batch), loss_plain)
+    model.load_state_dict(plain.state_dict())  # a checkpoint trained without the table: unfitted, the plain model
+    test_batch = first_batch(data[2])[0]
+    plain.eval(), model.eval()
+    assert not model.reads_table
+    torch.testing.assert_close(model.full_sort_predict(test_batch), plain.full_sort_predict(test_batch))
+    trained = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("table_read", "null"))}
+
+    assert model.finish_training(loader)
+    assert model.reads_table
+    expected_table = svd_item_codes(sequential_interaction_matrix(rows._dataset, model), 40,
+                                    model.embedding_init_std, torch.Generator().manual_seed(config["seed"]))
+    torch.testing.assert_close(model.table_read.codes, expected_table)
+    for key, value in trained.items():  # the denoiser and the encoder as trained
+        assert torch.equal(model.state_dict()[key], value), key
+    read = model.table_read.feature_read
+    design, codes = [], []
+    with torch.no_grad():
+        for b in loader:
+            h, target = model.training_targets(b)
+            design.append(torch.cat([h, torch.relu(h @ read.projection + read.offset), torch.ones(len(h), 1)], 1).double())
+            codes.append(expected_table[target].double())
+    design, codes = torch.cat(design), torch.cat(codes)  # [M H+F+1], [M N]
+    n = design.shape[1] - 1
+    ridge_rows = torch.cat([torch.eye(n, dtype=torch.float64), torch.zeros(n, 1, dtype=torch.float64)], 1)  # ridge 1
+    fit = torch.linalg.lstsq(torch.cat([design, ridge_rows]), torch.cat([codes, torch.zeros(n, 40, dtype=torch.float64)])).solution
+    H = model.hidden_size
+    h_mean = design[:, :H].mean(0)
+    torch.testing.assert_close(model.null_guidance.detach().double(), h_mean, atol=1e-5, rtol=1e-5)
+
+    def fitted_read(h):  # [B H] -> [B N], the independent fit
+        return torch.cat([h, torch.relu(h @ read.projection + read.offset), torch.ones(len(h), 1)], 1).double() @ fit
+
+    with torch.no_grad():
+        h = model.forward(test_batch[model.ITEM_SEQ], test_batch[model.ITEM_SEQ_LEN])
+        oracle = 4.0 * fitted_read(h) - 3.0 * fitted_read(h_mean.float()[None])  # (1 + w) read(h) - w read(null)
+        scores = model.full_sort_predict(test_batch)
+    torch.testing.assert_close(scores.double(), oracle @ expected_table.double().T, atol=2e-3, rtol=2e-3)
+    items = torch.randint(1, model.n_items, (len(test_batch), 3))  # predict reads the same table
+    pairs = test_batch.repeat_interleave(3)
+    pairs.update(type(test_batch)({model.ITEM_ID: items.reshape(-1)}))
+    torch.testing.assert_close(model.predict(pairs).view(-1, 3), scores.gather(1, items), rtol=1e-5, atol=1e-5)
+
+
 def test_refit_last_step_needs_the_linear_denoiser_read_in_one_ddim_step(data):
     from recbole_dreamrec.errors import ConfigError
 
@@ -253,6 +318,9 @@ def test_refit_last_step_needs_the_linear_denoiser_read_in_one_ddim_step(data):
     assert not make_model(data, refit_last_step=None).finishes_training  # a config older than the key
     assert make_model(data, refit_features=8).denoiser.feature_read is None  # read by the refit only
     assert make_model(data, refit_features=None).denoiser.feature_read is None  # a config older than the key
+    assert make_model(data, refit_code_size=8).table_read is None
+    full = make_model(data, refit_last_step=True, sampling_steps=1, refit_code_size=10 ** 6)  # the full rank
+    assert full.refit_code_size == full.n_items and full.table_read.codes.shape == (full.n_items, full.n_items)
 
 
 def test_full_sort_predict_shape_and_predict_consistency(data):

@@ -47,6 +47,7 @@ VALID = {
     "train_timesteps": ("sampler", {}),
     "refit_last_step": (True, {"sampling_steps": 1}),
     "refit_features": (64, {"refit_last_step": True, "sampling_steps": 1}),
+    "refit_code_size": (128, {"refit_last_step": True, "sampling_steps": 1}),
 }
 
 # (key, an invalid value, other settings, what the message must also say)
@@ -89,6 +90,8 @@ INVALID = [
     ("refit_last_step", "yes", {}, "True or False"),
     ("refit_last_step", True, {"sampling_steps": 5}, "needs denoiser_type 'mlp1', sampler 'ddim' and sampling_steps 1"),
     ("refit_features", -1, {}, "an integer >= 0"),
+    ("refit_code_size", -1, {}, "an integer >= 0"),
+    ("refit_code_size", 2.5, {}, "an integer >= 0"),
     ("diffusion_loss_type", "ce", {}, "one of"),
     ("uncond_prob", 1.0, {}, r"a number in \[0, 1\)"),
     ("uncond_prob", 0.0, {"guidance_weight": 2.0}, "null vector"),

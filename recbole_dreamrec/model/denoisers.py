@@ -92,7 +92,18 @@ class MLP2Denoiser(_ConcatDenoiser):
         )
 
 
-class RandomFeatureRead(nn.Module):
+class _FittedAfterTraining(nn.Module):
+    """Base of the reads that the refit fits after training: buffers, zero and off until then. A checkpoint saved
+    without them (trained before they were set: a run continued, or refit afterwards) loads with them unfitted, as
+    training leaves them."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if not any(key.startswith(prefix) for key in state_dict):
+            state_dict.update({prefix + name: buffer.clone() for name, buffer in self._buffers.items()})
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class RandomFeatureRead(_FittedAfterTraining):
     r"""A read of h through F random ReLU features, :math:`\phi(h) W` with :math:`\phi(h) = \max(0, h P + o)`
     (Rahimi & Recht 2007: a ridge fit on them approximates a kernel ridge read of h), added to a denoiser's output
     (``refit_features``). P ``[H F]``, o ``[F]`` and W ``[F D]`` are buffers, not trained: zero, and the read off,
@@ -112,18 +123,45 @@ class RandomFeatureRead(nn.Module):
         self.register_buffer("weight", torch.zeros(num_features, code_size))  # W [F D]
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # a checkpoint saved without the read (trained before refit_features was set: a run continued, or refit
-        # afterwards) loads with it unfitted, as training leaves it
-        if not any(key.startswith(prefix) for key in state_dict):
-            state_dict.update({prefix + name: buffer.clone() for name, buffer in self._buffers.items()})
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def features(self, h):
         return torch.relu(h @ self.projection + self.offset)  # [B F]
 
     def forward(self, h):
         return self.features(h) @ self.weight  # [B D]
+
+
+class TableRead(_FittedAfterTraining):
+    r"""The last step's read into a code table of its own (``refit_code_size`` N): the oracle
+    :math:`\hat x_0 = B h + \phi(h) C + c` in N dimensions, ranked against a fixed ``[n_items N]`` table (the
+    training data's SVD codes), instead of the denoiser's read into the model's own codes. Wider codes carry more of
+    a distribution over items through a dot product (the readout ceilings of ``inspect_dreamrec.py readout``), and
+    the table is fixed after training, so its width costs nothing in training. x_T is not read: at the last step it
+    carries almost nothing of x_0, and without it the oracle is the read's estimate of the conditional mean code.
+
+    The table (``codes``), B ``[H N]``, c ``[N]`` and the features' read (a :class:`RandomFeatureRead` of width
+    N, where ``refit_features`` F > 0) are buffers: zero and off until ``refit_last_step`` fills the table and fits
+    the read (:func:`~recbole_dreamrec.model.refit.refit_last_step`).
+
+    Args:
+        hidden_size (int): H, the size of h.
+        n_items (int): the number of items (RecBole's, the padding id included).
+        table_size (int): N, the size of the table's codes.
+        num_features (int): F, the random features of h read with it (0: none).
+    """
+
+    def __init__(self, hidden_size, n_items, table_size, num_features=0):
+        super().__init__()
+        self.register_buffer("codes", torch.zeros(n_items, table_size))  # [n_items N]
+        self.register_buffer("weight", torch.zeros(hidden_size, table_size))  # B [H N]
+        self.register_buffer("bias", torch.zeros(table_size))  # c [N]
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self.feature_read = RandomFeatureRead(hidden_size, table_size, num_features) if num_features else None
+
+    def forward(self, h):
+        x_0 = h @ self.weight + self.bias  # [B N]
+        if self.feature_read is not None:
+            x_0 = x_0 + self.feature_read(h)  # [B N]
+        return x_0
 
 
 DENOISERS = {"mlp1": MLP1Denoiser, "mlp2": MLP2Denoiser}

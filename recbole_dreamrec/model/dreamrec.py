@@ -24,7 +24,7 @@ from recbole.utils import InputType
 
 from recbole_dreamrec.data import WINDOW_TARGETS_FIELD
 from recbole_dreamrec.errors import ConfigError
-from recbole_dreamrec.model.denoisers import RandomFeatureRead, build_denoiser
+from recbole_dreamrec.model.denoisers import RandomFeatureRead, TableRead, build_denoiser
 from recbole_dreamrec.model.diffusion import GaussianDiffusion, get_beta_schedule
 from recbole_dreamrec.model.encoders import GRUEncoder, PaperEncoder
 from recbole_dreamrec.model.item_init import sequential_interaction_matrix, svd_item_codes
@@ -126,8 +126,11 @@ class DreamRec(SequentialRecommender):
         self.diffusion_loss_type = config["diffusion_loss_type"]
         self.detach_target = config["detach_target"]
         self.sampling_seed = config["seed"]
+        self.svd_seed = config["seed"]
+        self.svd_group_field = config["svd_group_field"]
         self.generation_samples = config["generation_samples"]  # S oracles per history, averaged
-        # refit_last_step and refit_features, which act after training: set_after_training, once the denoiser exists
+        # refit_last_step, refit_features and refit_code_size, which act after training: set_after_training, once
+        # the denoiser exists
 
         # define layers and loss
         self.item_embedding = nn.Embedding(self.n_items, self.hidden_size, padding_idx=0)
@@ -156,6 +159,7 @@ class DreamRec(SequentialRecommender):
             self.item_codes = nn.Parameter(torch.empty(self.n_items, self.code_size), requires_grad=not self.detach_target)
         self.null_guidance = nn.Parameter(torch.empty(self.hidden_size))  # the learned "no guidance" vector
         self.denoiser = build_denoiser(config["denoiser_type"], self.hidden_size, self.code_size)
+        self.table_read = None  # a TableRead where refit_code_size > 0
         self.set_after_training(config)
         self.diffusion = GaussianDiffusion(
             get_beta_schedule(config["beta_schedule"], config["timesteps"], config["beta_start"], config["beta_end"])
@@ -177,43 +181,69 @@ class DreamRec(SequentialRecommender):
         nn.init.normal_(self.null_guidance, mean=0.0, std=self.embedding_init_std)
         if self.separate_codes:
             nn.init.normal_(self.item_codes, mean=0.0, std=self.embedding_init_std)
+        if self.item_embedding_init == "svd" or self.refit_code_size:
+            self.check_svd_group_field(dataset)
         if self.item_embedding_init == "svd":
-            group_field = config["svd_group_field"]
-            if group_field is not None and group_field not in dataset.field2type:
-                raise ConfigError(
-                    f"DreamRec: svd_group_field {group_field!r} is not a loaded field (loaded: "
-                    f"{sorted(dataset.field2type)}); add it to load_col or leave svd_group_field at ~"
-                )
-            matrix = sequential_interaction_matrix(dataset, self, group_field)
+            matrix = sequential_interaction_matrix(dataset, self, self.svd_group_field)
             # one SVD for both tables: their first min(H, D) columns are the same singular vectors at the same scale
-            codes = self._svd_item_codes(config, matrix, max(self.hidden_size, self.code_size))
+            codes = self._svd_item_codes(matrix, max(self.hidden_size, self.code_size))
             self.item_embedding.weight.data.copy_(codes[:, : self.hidden_size])
             if self.separate_codes:
                 self.item_codes.data.copy_(codes[:, : self.code_size])
 
     @property
+    def refit_code_size(self):
+        """N, the size of the table the refit reads into (0: the model's own codes, through the denoiser)."""
+        return 0 if self.table_read is None else self.table_read.codes.shape[1]
+
+    @property
     def refit_features(self):
         """F, the random features of h the refit reads through (0: the affine read)."""
-        read = self.denoiser.feature_read
+        read = self.denoiser.feature_read if self.table_read is None else self.table_read.feature_read
         return 0 if read is None else read.weight.shape[0]
+
+    @property
+    def reads_table(self):
+        """Whether the oracle is the refit's read into a table of its own (:class:`TableRead`), fitted."""
+        return self.table_read is not None and bool(self.table_read.fitted)
 
     def set_after_training(self, config):
         """Take ``config``'s settings that act once training has ended: ``refit_last_step`` and, read only with it,
-        ``refit_features`` (the denoiser's :class:`RandomFeatureRead`: buffers, zero and off until
-        :meth:`finish_training` fits them, so training and its random draws are the same with or without it). A
-        config older than a key has None there: off. Called when the model is built, and for a model already
-        trained whose checkpoint is finished again under other such settings (``benchmarks/refit_checkpoint.py``,
-        ``compare.py``)."""
+        ``refit_features`` and ``refit_code_size`` (the denoiser's :class:`RandomFeatureRead`, or a
+        :class:`TableRead` of its own: buffers, zero and off until :meth:`finish_training` fits them, so training
+        and its random draws are the same with or without them). A config older than a key has None there: off.
+        Called when the model is built, and for a model already trained whose checkpoint is finished again under
+        other such settings (``benchmarks/refit_checkpoint.py``, ``compare.py``)."""
         self.refit_last_step = bool(config["refit_last_step"])
         features = (config["refit_features"] or 0) if self.refit_last_step else 0
-        if features != self.refit_features:
-            read = RandomFeatureRead(self.hidden_size, self.code_size, features) if features else None
-            self.denoiser.feature_read = None if read is None else read.to(self.null_guidance.device)
+        # at most one code per item: N >= n_items is the full-rank table
+        table_size = min(config["refit_code_size"] or 0, self.n_items) if self.refit_last_step else 0
+        if (features, table_size) != (self.refit_features, self.refit_code_size):
+            device = self.null_guidance.device
+            table = TableRead(self.hidden_size, self.n_items, table_size, features) if table_size else None
+            self.table_read = None if table is None else table.to(device)
+            read = RandomFeatureRead(self.hidden_size, self.code_size, features) if features and not table else None
+            self.denoiser.feature_read = None if read is None else read.to(device)
 
-    def _svd_item_codes(self, config, matrix, dim):
+    def check_svd_group_field(self, dataset):
+        """Raise a one-line ConfigError where ``svd_group_field`` names a field ``dataset`` has not loaded."""
+        field = self.svd_group_field
+        if field is not None and field not in dataset.field2type:
+            raise ConfigError(
+                f"DreamRec: svd_group_field {field!r} is not a loaded field (loaded: "
+                f"{sorted(dataset.field2type)}); add it to load_col or leave svd_group_field at ~"
+            )
+
+    def _svd_item_codes(self, matrix, dim):
         """Item codes from the truncated SVD of the training user-item matrix (see :mod:`item_init`)."""
-        generator = torch.Generator().manual_seed(config["seed"])
+        generator = torch.Generator().manual_seed(self.svd_seed)
         return svd_item_codes(matrix, dim, self.embedding_init_std, generator)
+
+    @property
+    def ranking_codes(self):
+        """The codes items are ranked by, ``[n_items N]``: the refit's table where the oracle reads it
+        (:attr:`reads_table`), else :attr:`codes`."""
+        return self.table_read.codes if self.reads_table else self.codes
 
     @property
     def codes(self):
@@ -310,6 +340,11 @@ class DreamRec(SequentialRecommender):
         """
         if not self.refit_last_step:
             return False
+        if self.table_read is not None:  # the table: SVD codes of the training data, as item_embedding_init's
+            dataset = train_data._dataset
+            self.check_svd_group_field(dataset)
+            matrix = sequential_interaction_matrix(dataset, self, self.svd_group_field)
+            self.table_read.codes.copy_(self._svd_item_codes(matrix, self.refit_code_size))
         count = refit_last_step(self, train_data, seed=self.sampling_seed)
         getLogger().info(f"refit_last_step: the last step refit by least squares over {count} training targets")
         return True
@@ -345,6 +380,9 @@ class DreamRec(SequentialRecommender):
         unique_histories, inverse = torch.unique(histories, dim=0, return_inverse=True)  # [U L+1], [B]
         unique_seq, unique_len = unique_histories[:, :-1], unique_histories[:, -1]
         h = self.forward(unique_seq, unique_len)  # [U H]
+        if self.reads_table:  # the refit's read into its table, x_T not read: every sample the same
+            null = self.null_guidance.expand_as(h)  # [U H]
+            return classifier_free_guidance(self.table_read(h), self.table_read(null), self.guidance_weight)[inverse]
         samples = self.generation_samples
         keys = history_keys(unique_seq, unique_len, [seed + s for s in range(samples)]).flatten()  # [S*U]
         h_all = h.repeat(samples, 1)  # [S*U H], sample-major
@@ -355,12 +393,12 @@ class DreamRec(SequentialRecommender):
 
     def predict(self, interaction):
         oracle = self.generate(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B D]
-        test_item_codes = self.codes[interaction[self.ITEM_ID]]  # [B D]
+        test_item_codes = self.ranking_codes[interaction[self.ITEM_ID]]  # [B D]
         return torch.mul(oracle, test_item_codes).sum(dim=1)  # [B]
 
     def full_sort_predict(self, interaction):
         oracle = self.generate(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])  # [B D]
-        return torch.matmul(oracle, self.codes.transpose(0, 1))  # [B n_items]
+        return torch.matmul(oracle, self.ranking_codes.transpose(0, 1))  # [B n_items]
 
     def mean_item_embedding_norm(self):
         """Mean L2 norm of the real items' codes (a shrinking value means the codes collapse)."""

@@ -25,6 +25,15 @@ both from ``seed``): step 1 adds them to each target's row, step 2 fits :math:`A
 step 3 writes C into the read. A linear map of h cannot read everything h holds: on ml-1m the features gain about
 +0.01 valid NDCG@10 (``benchmarks/results/ml-1m``).
 
+With ``refit_code_size`` N > 0 the read goes into a table of its own instead (the model's
+:class:`~recbole_dreamrec.model.denoisers.TableRead`: a fixed ``[n_items N]`` table of the training data's SVD codes,
+which then ranks the items): steps 1 and 2 fit :math:`B h + C \phi(h) + c` to each target's code in that table,
+without x_T (at the last step it carries almost nothing of x_0), and step 3 writes B, C, c into the table read; the
+denoiser is left as trained. Wider codes carry more of a distribution over items through a dot product, and a fixed
+table costs nothing in training: on ml-1m a read into 1,024-d codes beats the same read into the model's 512-d ones
+(``benchmarks/results/ml-1m/wider-codes``). The right-hand side of the normal equations is summed per target item
+(``sums^T codes``), so the table's width costs one product at the end.
+
 The denoiser then predicts well at the last step only: a refit model is read with DDIM at K = 1 (a rule of
 :mod:`~recbole_dreamrec.model.settings`).
 """
@@ -44,14 +53,17 @@ def ridge_solution(gram, cross, ridge):
 def refit_last_step(model, batches, ridge=1.0, seed=0):
     """Refit ``model``'s (a DreamRec with the ``mlp1`` denoiser) last-step read by least squares over the training
     targets of ``batches`` (its training loader: RecBole's rows or training windows) as the module says; the model is
-    changed in place and left in the mode it was in.
+    changed in place and left in the mode it was in. With a table read (``model.table_read``, its codes filled) the
+    read into the table is fitted instead, and the denoiser is left as trained.
 
     Returns:
         int: the number of training targets fitted.
     """
-    net = model.denoiser.net  # nn.Linear(D + 2H, D): [x_t, h, e(t)] -> x_0
-    read = model.denoiser.feature_read  # RandomFeatureRead, or None (refit_features 0)
-    D, H = model.code_size, model.hidden_size
+    table = model.table_read  # TableRead (refit_code_size > 0), or None: the denoiser's read into the model's codes
+    read = model.denoiser.feature_read if table is None else table.feature_read  # RandomFeatureRead, or None
+    codes = model.codes if table is None else table.codes  # [n_items D]: what the read predicts
+    D = 0 if table is not None else model.code_size  # x_T's columns: the table read does not read x_T
+    H = model.hidden_size
     F = 0 if read is None else read.weight.shape[0]
     last = model.diffusion.num_timesteps - 1
     generator = torch.Generator().manual_seed(seed)
@@ -60,19 +72,21 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
     model.eval()
     size = D + H + F + 1
     gram = torch.zeros(size, size, dtype=torch.float64)  # [S S], S = D+H+F+1: sum of [x_T h phi 1]^T [x_T h phi 1]
-    cross = torch.zeros(size, D, dtype=torch.float64)  # [S D]: sum of [x_T h phi 1]^T x_0
+    sums = torch.zeros(codes.shape[0], size, dtype=torch.float64)  # [n_items S]: the rows [x_T h phi 1] per target
     count = 0
     try:
-        if read is not None:
-            read.fitted.fill_(False)  # off until its P, o and W are all new: a refit stopped midway leaves it off
+        for fitted in (read, table):
+            if fitted is not None:  # off until all of it is new: a refit stopped midway leaves it off
+                fitted.fitted.fill_(False)
         for batch in batches:
             # 1. h, x_0 and x_T ~ q(x_T | x_0) for every target of the batch (and phi(h))
             h, target = model.training_targets(batch.to(model.device))  # [M H], [M]
-            x_start = model.codes[target]  # [M D]
-            noise = torch.randn(x_start.shape, generator=generator).to(x_start.device)  # [M D]
-            t = torch.full((x_start.shape[0],), last, dtype=torch.long, device=x_start.device)  # [M]
-            x_t = model.diffusion.q_sample(x_start, t, noise)  # [M D]
-            columns = [x_t, h]
+            columns = [h]
+            if table is None:
+                x_start = codes[target]  # [M D]
+                noise = torch.randn(x_start.shape, generator=generator).to(x_start.device)  # [M D]
+                t = torch.full((x_start.shape[0],), last, dtype=torch.long, device=x_start.device)  # [M]
+                columns.insert(0, model.diffusion.q_sample(x_start, t, noise))  # x_T [M D]
             if read is not None:
                 if not count:  # P and o, scaled to h's spread over the first batch
                     scale = max(float(h.std(dim=0).mean()), 1e-12)  # a number: P is drawn on the CPU
@@ -82,20 +96,28 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
                 columns.append(read.features(h))  # [M F]
             design = torch.cat([*columns, torch.ones_like(h[:, :1])], dim=1).double().cpu()  # [M S]
             gram += design.T @ design
-            cross += design.T @ x_start.double().cpu()
-            count += x_start.shape[0]
-        # 2. the normal equations, the bias unshrunk
-        solution = ridge_solution(gram, cross, ridge)  # [S D]
-        A, B, C, c = solution[:D], solution[D:D + H], solution[D + H:D + H + F], solution[-1]  # [D D] [H D] [F D] [D]
-        # 3. into the denoiser: f(x_T, h, T-1) = A x_T + B h + C phi(h) + c
-        step = torch.full((1,), last, dtype=torch.long, device=net.weight.device)
-        step_term = net.weight[:, D + H:] @ model.denoiser.step_embedding(step)[0]  # [D]: W_t e(T-1)
-        net.weight[:, :D] = A.T.to(net.weight)
-        net.weight[:, D:D + H] = B.T.to(net.weight)
-        net.bias.copy_(c.to(net.bias) - step_term)
+            sums.index_add_(0, target.cpu(), design)
+            count += design.shape[0]
+        # 2. the normal equations, the bias unshrunk: sum_m design_m^T x_0,m = sums^T codes
+        cross = sums.T @ codes.double().cpu()  # [S D']
+        solution = ridge_solution(gram, cross, ridge)  # [S D']
+        A, B, C, c = solution[:D], solution[D:D + H], solution[D + H:D + H + F], solution[-1]  # [D D'] [H D'] [F D'] [D']
+        # 3. into the read: f(x_T, h, T-1) = A x_T + B h + C phi(h) + c (the table's: B h + C phi(h) + c)
+        if table is None:
+            net = model.denoiser.net  # nn.Linear(D + 2H, D): [x_t, h, e(t)] -> x_0
+            step = torch.full((1,), last, dtype=torch.long, device=net.weight.device)
+            step_term = net.weight[:, D + H:] @ model.denoiser.step_embedding(step)[0]  # [D]: W_t e(T-1)
+            net.weight[:, :D] = A.T.to(net.weight)
+            net.weight[:, D:D + H] = B.T.to(net.weight)
+            net.bias.copy_(c.to(net.bias) - step_term)
+        else:
+            table.weight.copy_(B.to(table.weight))
+            table.bias.copy_(c.to(table.bias))
         if read is not None:
             read.weight.copy_(C.to(read.weight))
             read.fitted.fill_(True)
+        if table is not None:
+            table.fitted.fill_(True)
         # 4. the null vector: the mean h
         model.null_guidance.copy_((gram[-1, D:D + H] / gram[-1, -1]).to(model.null_guidance))
     finally:

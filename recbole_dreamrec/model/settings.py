@@ -111,6 +111,7 @@ SETTINGS = (
     ("flush_denormal",        optional_boolean,                          "True or False"),
     ("refit_last_step",       optional_boolean,                          "True or False"),
     ("refit_features",        optional_integer(0),                       "an integer >= 0 (0: the affine read)"),
+    ("refit_code_size",       optional_integer(0),                       "an integer >= 0 (0: the model's own codes)"),
 )  # fmt: skip
 
 # keys                            valid when (all keys above valid)                              what must hold

@@ -38,7 +38,7 @@ codes = model.codes.detach()
 if len(sys.argv) > 4:  # another code table to read into and rank by: SVD codes of this many dimensions (fixed)
     from recbole_dreamrec.model.item_init import sequential_interaction_matrix
     matrix = sequential_interaction_matrix(ck.train_data.dataset, model)
-    codes = model._svd_item_codes(ck.config, matrix, int(sys.argv[4])).float()
+    codes = model._svd_item_codes(matrix, int(sys.argv[4])).float()
     print("codes: SVD", tuple(codes.shape), flush=True)
 
 def feats(h, width):
