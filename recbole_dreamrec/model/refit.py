@@ -30,8 +30,8 @@ With ``refit_code_size`` N > 0 the read goes into a table of its own instead (th
 which then ranks the items): steps 1 and 2 fit :math:`B h + C \phi(h) + c` to each target's code in that table,
 without x_T (at the last step it carries almost nothing of x_0), and step 3 writes B, C, c into the table read; the
 denoiser is left as trained. Wider codes carry more of a distribution over items through a dot product, and a fixed
-table costs nothing in training: on ml-1m a read into 1,024-d codes beats the same read into the model's 512-d ones
-(``benchmarks/results/ml-1m/wider-codes``). The right-hand side of the normal equations is summed per target item
+table costs nothing in training: on ml-1m the read into the full-rank table gains about +0.013 valid NDCG@10 over the
+same read into the model's 512-d codes (``benchmarks/results/ml-1m/wider-codes``). The right-hand side of the normal equations is summed per target item
 (``sums^T codes``), so the table's width costs one product at the end.
 
 The denoiser then predicts well at the last step only: a refit model is read with DDIM at K = 1 (a rule of
@@ -75,9 +75,9 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
     sums = torch.zeros(codes.shape[0], size, dtype=torch.float64)  # [n_items S]: the rows [x_T h phi 1] per target
     count = 0
     try:
-        for fitted in (read, table):
-            if fitted is not None:  # off until all of it is new: a refit stopped midway leaves it off
-                fitted.fitted.fill_(False)
+        for module in (read, table):
+            if module is not None:  # off until all of it is new: a refit stopped midway leaves it off
+                module.fitted.fill_(False)
         for batch in batches:
             # 1. h, x_0 and x_T ~ q(x_T | x_0) for every target of the batch (and phi(h))
             h, target = model.training_targets(batch.to(model.device))  # [M H], [M]
