@@ -57,6 +57,25 @@ def test_oracle_report_has_documented_fields(checkpoints, tmp_path):
         sorted(set.intersection(*top_sets)))
 
 
+def test_oracle_report_of_a_model_that_reads_a_table_of_its_own_ranks_as_the_model(tiny_config_dict, in_tmp_dir):
+    """A refit that reads into a table of its own (``refit_code_size``) ranks items by that table: the report's
+    recommendations are the model's own full-sort top-k, and the oracle's nearest item is measured in that table."""
+    from recbole.data.interaction import Interaction
+
+    settings = {**tiny_config_dict, "epochs": 1, "sampling_steps": 1, "refit_last_step": True, "refit_code_size": 24}
+    model_file = run_recbole_dreamrec("DreamRec", "ml-100k-tiny", config_dict=settings)["model_file"]
+    report = main(["oracle", "--model_file", model_file, "--users", "1", "--topk", "5", "--samples", "2"])
+    inspector = Inspector(model_file)
+    model = inspector.model
+    assert model.reads_table and inspector.real_items().shape[1] == 24
+    item_seq, length = inspector.user_history("1")
+    with torch.no_grad():
+        scores = model.full_sort_predict(Interaction({model.ITEM_SEQ: item_seq[None], model.ITEM_SEQ_LEN: torch.tensor([length])}))[0]
+    scores[0], scores[item_seq[:length]] = -float("inf"), -float("inf")
+    expected = inspector.describe(scores.topk(5).indices.tolist())
+    assert [r["item"] for r in report["results"][0]["recommendations"]] == [d["item"] for d in expected]
+
+
 def test_sample_zero_is_the_evaluation_generation(checkpoints):
     inspector = Inspector(checkpoints["DreamRec"])
     item_seq, length = inspector.user_history("1")

@@ -76,9 +76,15 @@ class Inspector:
             out.append(self.model.generate(seqs, lengths, seed=seed + s)[0])
         return torch.stack(out)
 
+    def item_codes(self):
+        """The codes the model ranks items by, ``[n_items D]``: DreamRec's ``ranking_codes`` (its codes, or the table
+        a refit reads into), another model's item embeddings."""
+        model = self.model
+        codes = model.ranking_codes if hasattr(model, "ranking_codes") else model.item_embedding.weight
+        return codes.detach()
+
     def real_items(self):
-        codes = self.model.codes if hasattr(self.model, "codes") else self.model.item_embedding.weight
-        return codes[1:].detach()  # [n_items-1 D], padding row left out
+        return self.item_codes()[1:]  # [n_items-1 D], padding row left out
 
     def typical_distances(self, max_items=2000, seed=0):
         """Median distance between two real items, and median distance from a real item to its nearest other one."""
@@ -133,7 +139,7 @@ def inspect_users(model_file, users=(), history=None, topk=10, samples=5, seed=N
     results = []
     for kind, key, (item_seq, length) in targets:
         oracles = inspector.oracles(item_seq, length, samples, seed)  # [S H]
-        scores = oracles @ inspector.model.codes.T  # [S n_items]
+        scores = oracles @ inspector.item_codes().T  # [S n_items]
         scores[:, 0] = -np.inf
         if exclude_history:
             scores[:, item_seq[:length].to(scores.device)] = -np.inf
