@@ -74,6 +74,13 @@ def test_oracle_report_of_a_model_that_reads_a_table_of_its_own_ranks_as_the_mod
     scores[0], scores[item_seq[:length]] = -float("inf"), -float("inf")
     expected = inspector.describe(scores.topk(5).indices.tolist())
     assert [r["item"] for r in report["results"][0]["recommendations"]] == [d["item"] for d in expected]
+    # decode's generated row is the model's own evaluation there too (the checkpoint's w is 8, the default)
+    from recbole_dreamrec.analysis.evaluation import evaluate_checkpoint
+
+    own = evaluate_checkpoint(model_file, split="valid")[0]
+    (row,) = main(["decode", "--model_file", model_file, "--oracles", "generated", "--guidance_weights", "8",
+                   "--decodings", "dot"])
+    assert {k: row[k] for k in ("ndcg@10", "hit@10")} == {k: own[k] for k in ("ndcg@10", "hit@10")}
 
 
 def test_sample_zero_is_the_evaluation_generation(checkpoints):

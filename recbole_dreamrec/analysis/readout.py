@@ -374,8 +374,10 @@ class OracleDecoding(Rescored):
             lam_uncond = natural_parameters(uncond[:1].double().cpu(), codes64)  # [1 D]: one null vector, one x_T
             lam = classifier_free_guidance(lam_cond, lam_uncond, model.guidance_weight)  # [B D]
             return (lam @ codes64.T).float().to(cond.device)  # [B n_items]
-        if self.oracle == "generated":
+        if self.oracle == "generated":  # the model's own oracle, in the codes it ranks by (a refit's table, if any)
             oracle = model.generate(item_seq, item_seq_len)  # [B D]
+            codes = getattr(model, "ranking_codes", codes).detach()
+            codes64 = codes.double().cpu()
         elif self.oracle == "least-squares":
             oracle = self.least_squares_oracle(item_seq, item_seq_len)  # [B D]
         else:
