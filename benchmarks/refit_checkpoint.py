@@ -7,8 +7,9 @@ rebuilds the checkpoint's model, data and config (``load_data_and_model``; run f
 ``data_path`` is read as saved), refits the last diffusion step over its training targets as a run with
 ``refit_last_step: True`` does after training (:meth:`DreamRec.finish_training`, noise from the config's seed), and
 saves the checkpoint with ``refit_last_step: True`` in its config (``--refit_features F``: the read also takes F random
-features of h, saved with it; ``--refit_code_size N``: read into a table of N-d SVD codes of its own). Evaluate the new file as any checkpoint (e.g.
-``benchmarks/guidance_sweep.py --model_files``). Prints the validation metrics before and after.
+features of h, saved with it; ``--refit_code_size N``: read into a table of N-d SVD codes of its own). Evaluate the
+new file as any checkpoint (e.g. ``benchmarks/guidance_sweep.py --model_files``). Prints the validation metrics
+before and after.
 """
 
 import argparse
@@ -33,7 +34,8 @@ def main(argv=None):
     parser.add_argument("--refit_features", type=int, default=None,
                         help="F random features of h in the refit read (default: the checkpoint's setting, else 0)")
     parser.add_argument("--refit_code_size", type=int, default=None,
-                        help="N > 0: read into a table of N-d SVD codes of its own (default: the checkpoint's setting, else 0)")
+                        help="N > 0: read into a table of N-d SVD codes of its own (default: the checkpoint's "
+                             "setting, else 0)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     checkpoint = Checkpoint(args.model_file)
