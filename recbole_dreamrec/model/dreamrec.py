@@ -126,7 +126,7 @@ class DreamRec(SequentialRecommender):
         self.diffusion_loss_type = config["diffusion_loss_type"]
         self.detach_target = config["detach_target"]
         self.sampling_seed = config["seed"]
-        self.svd_seed = config["seed"]
+        self.svd_seed = config["seed"]  # the codes' seed: apart, as an evaluation may set another sampling seed
         self.svd_group_field = config["svd_group_field"]
         self.generation_samples = config["generation_samples"]  # S oracles per history, averaged
         # refit_last_step, refit_features and refit_code_size, which act after training: set_after_training, once
@@ -381,8 +381,8 @@ class DreamRec(SequentialRecommender):
         unique_seq, unique_len = unique_histories[:, :-1], unique_histories[:, -1]
         h = self.forward(unique_seq, unique_len)  # [U H]
         if self.reads_table:  # the refit's read into its table, x_T not read: every sample the same
-            null = self.null_guidance.expand_as(h)  # [U H]
-            return classifier_free_guidance(self.table_read(h), self.table_read(null), self.guidance_weight)[inverse]
+            uncond = self.table_read(self.null_guidance.unsqueeze(0))  # [1 N]: the same for every row
+            return classifier_free_guidance(self.table_read(h), uncond, self.guidance_weight)[inverse]  # [B N]
         samples = self.generation_samples
         keys = history_keys(unique_seq, unique_len, [seed + s for s in range(samples)]).flatten()  # [S*U]
         h_all = h.repeat(samples, 1)  # [S*U H], sample-major

@@ -31,8 +31,8 @@ which then ranks the items): steps 1 and 2 fit :math:`B h + C \phi(h) + c` to ea
 without x_T (at the last step it carries almost nothing of x_0), and step 3 writes B, C, c into the table read; the
 denoiser is left as trained. Wider codes carry more of a distribution over items through a dot product, and a fixed
 table costs nothing in training: on ml-1m the read into the full-rank table gains about +0.013 valid NDCG@10 over the
-same read into the model's 512-d codes (``benchmarks/results/ml-1m/wider-codes``). The right-hand side of the normal equations is summed per target item
-(``sums^T codes``), so the table's width costs one product at the end.
+same read into the model's 512-d codes (``benchmarks/results/ml-1m/wider-codes``). The right-hand side of the normal
+equations is summed per target item (``sums^T codes``), so the table's width costs one product at the end.
 
 The denoiser then predicts well at the last step only: a refit model is read with DDIM at K = 1 (a rule of
 :mod:`~recbole_dreamrec.model.settings`).
