@@ -7,8 +7,8 @@ Per-model overrides live in ``<config dir>/models/<Model>.yaml`` (every setting)
 ``<config dir>/models/<setting>/<Model>.yaml`` (that setting file only). Results: ``benchmarks/results/<dataset>/``.
 Re-running skips finished models and continues an interrupted one from its last checkpoint (same command, same
 settings: ``runs/<Model>.progress.json`` says where it stopped); a finished model whose settings that act after training
-changed (DreamRec's ``refit_last_step``, ``refit_features``, ``refit_code_size``) is finished again from its best
-checkpoint, not retrained; ``--redo SASRec`` (or ``--redo all``) runs
+changed (DreamRec's ``refit_last_step``, ``refit_features``, ``refit_code_size``, ``refit_last_item``) is finished
+again from its best checkpoint, not retrained; ``--redo SASRec`` (or ``--redo all``) runs
 finished models again from the start (their records move to ``runs/replaced/``; an interrupted redo continues like
 any unfinished run). To discard an unfinished run instead, delete its progress file. An unfinished run that cannot
 continue (other settings, a redo, its checkpoint gone) starts afresh; its curve moves to ``runs/replaced/`` first.

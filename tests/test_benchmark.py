@@ -866,6 +866,17 @@ def test_refit_checkpoint_finishes_a_run_trained_without_the_refit(tiny_config_d
     assert torch.equal(saved["state_dict"]["denoiser.net.weight"], before["state_dict"]["denoiser.net.weight"])
     valid_table = evaluate_checkpoint(str(table), split="valid")[0]
     assert f"valid after: recall@10 {valid_table['recall@10']:.4f}" in printed and valid_table != valid
+    # the table read also taking the last item
+    last = in_tmp_dir / "refit-last.pth"
+    load_script("refit_checkpoint").main([run["model_file"], "--out", str(last), "--refit_code_size", "24",
+                                          "--refit_last_item"])
+    printed = capsys.readouterr().out
+    saved = torch.load(last, weights_only=False)
+    assert saved["config"]["refit_last_item"] is True
+    n_items = before["state_dict"]["item_embedding.weight"].shape[0]
+    assert saved["state_dict"]["table_read.last_item_weight"].shape == (n_items, 24)
+    valid_last = evaluate_checkpoint(str(last), split="valid")[0]
+    assert f"valid after: recall@10 {valid_last['recall@10']:.4f}" in printed
     five = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict={**settings, "sampling_steps": 5})
     with pytest.raises(SystemExit):
         load_script("refit_checkpoint").main([five["model_file"], "--out", str(in_tmp_dir / "five.pth")])

@@ -301,6 +301,17 @@ def test_refit_last_step_rewrites_the_best_checkpoint_and_the_run_reports_the_re
     valid, test = (evaluate_checkpoint(table["model_file"], split=split)[0] for split in ("valid", "test"))
     assert {k: valid[k] for k in table["best_valid_result"]} == dict(table["best_valid_result"])
     assert {k: test[k] for k in table["test_result"]} == dict(table["test_result"])
+    # the table read also taking the last item: its read saved with the checkpoint, which reloads to its results
+    last = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict={
+        **settings, "refit_last_step": True, "refit_features": 32, "refit_code_size": 96, "refit_last_item": True})
+    with_last = torch.load(last["model_file"], weights_only=False)["state_dict"]
+    assert set(with_last) == set(with_table) | {"table_read.last_item_weight", "table_read.last_item_mean"}
+    assert with_last["table_read.last_item_weight"].shape == (before["item_embedding.weight"].shape[0], 96)
+    assert bool(with_last["table_read.last_item_weight"].abs().sum() > 0)
+    assert last["best_valid_result"] != table["best_valid_result"]
+    valid, test = (evaluate_checkpoint(last["model_file"], split=split)[0] for split in ("valid", "test"))
+    assert {k: valid[k] for k in last["best_valid_result"]} == dict(last["best_valid_result"])
+    assert {k: test[k] for k in last["test_result"]} == dict(last["test_result"])
 
 
 def test_flush_denormal_flushes_during_the_run_only_and_only_when_asked(tiny_config_dict, in_tmp_dir, monkeypatch):

@@ -308,6 +308,62 @@ def test_refit_code_size_reads_h_into_a_table_of_its_own_which_then_ranks_the_it
     torch.testing.assert_close(model.predict(pairs).view(-1, 3), scores.gather(1, items), rtol=1e-5, atol=1e-5)
 
 
+def test_refit_last_item_reads_the_history_s_last_item_beside_h_into_the_table(data):
+    """With ``refit_last_item`` the table read is B h + C phi(h) + T[last item] + c, all fitted in one ridge least
+    squares over the training targets (the one-hot block of the last item beside h; its rows T shrunk like B and C,
+    the bias not); the unconditional read is that of the mean h and the mean one-hot vector, and the model ranks by
+    the guided read dotted with the table. The fit here is independent of the refit's: every (history, target) pair
+    of the training windows enumerated position by position, the last item and the target read off the window."""
+    from recbole_dreamrec.data import WINDOW_TARGETS_FIELD, train_loader
+
+    config = data[0]
+    loader = train_loader(config, data[1])
+    model = make_model(data, diffusion_loss_type="l2", sampling_steps=1, guidance_weight=3.0, refit_last_step=True,
+                       refit_features=8, refit_code_size=30, refit_last_item=True)
+    assert model.refit_last_item and model.table_read.last_item_weight.shape == (model.n_items, 30)
+    no_table = make_model(data, refit_last_step=True, sampling_steps=1, refit_last_item=True)
+    assert not no_table.refit_last_item  # read only with a table
+    model.eval()
+    assert model.finish_training(loader)
+    read, table = model.table_read.feature_read, model.table_read.codes.double()
+    n, H = model.n_items, model.hidden_size
+
+    def design(h, last):  # [M H+F+n+1]: h, phi(h), the last item's one-hot vector, 1
+        one_hot = torch.nn.functional.one_hot(last, n).double()
+        return torch.cat([h.double(), torch.relu(h @ read.projection + read.offset).double(), one_hot,
+                          torch.ones(len(h), 1, dtype=torch.float64)], 1)
+
+    rows, targets = [], []
+    with torch.no_grad():
+        for b in loader:
+            seq, lengths, k = b[model.ITEM_SEQ], b[model.ITEM_SEQ_LEN], b[WINDOW_TARGETS_FIELD]
+            every = model.encode(seq, torch.arange(seq.shape[1]).expand(len(seq), -1))  # [B L H]: h at every position
+            for i in range(len(seq)):
+                for j in range(int(lengths[i] - k[i]), int(lengths[i])):  # the window's loss positions
+                    target = seq[i, j + 1] if j + 1 < lengths[i] else b[model.POS_ITEM_ID][i]
+                    rows.append(design(every[i, j][None], seq[i, j][None]))
+                    targets.append(int(target))
+    X, Y = torch.cat(rows), table[torch.tensor(targets)]  # [M S], [M N]
+    assert len(targets) == len(data[1]._dataset)  # every training target once
+    S = X.shape[1]
+    ridge_rows = torch.cat([torch.eye(S - 1, dtype=torch.float64), torch.zeros(S - 1, 1, dtype=torch.float64)], 1)
+    Y_rows = torch.cat([Y, torch.zeros(S - 1, 30, dtype=torch.float64)])
+    fit = torch.linalg.lstsq(torch.cat([X, ridge_rows]), Y_rows).solution  # [S N], ridge 1, the bias not shrunk
+    torch.testing.assert_close(model.table_read.last_item_weight.double(), fit[H + 8:-1], atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(model.null_guidance.detach().double(), X[:, :H].mean(0), atol=1e-5, rtol=1e-5)
+    # the unconditional row: the null vector (the mean h) and its features, the mean one-hot vector (and the 1)
+    null_row = design(X[:, :H].mean(0, keepdim=True).float(), torch.tensor([0]))
+    null_row[:, H + 8:] = X[:, H + 8:].mean(0)
+
+    test_batch = first_batch(data[2])[0]
+    seq, lengths = test_batch[model.ITEM_SEQ], test_batch[model.ITEM_SEQ_LEN]
+    with torch.no_grad():
+        h = model.forward(seq, lengths)
+        oracle = 4.0 * (design(h, seq[torch.arange(len(seq)), lengths - 1]) @ fit) - 3.0 * (null_row @ fit)
+        scores = model.full_sort_predict(test_batch)
+    torch.testing.assert_close(scores.double(), oracle @ table.T, atol=2e-3, rtol=2e-3)
+
+
 def test_refit_last_step_needs_the_linear_denoiser_read_in_one_ddim_step(data):
     from recbole_dreamrec.errors import ConfigError
 

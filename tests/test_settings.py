@@ -48,6 +48,7 @@ VALID = {
     "refit_last_step": (True, {"sampling_steps": 1}),
     "refit_features": (64, {"refit_last_step": True, "sampling_steps": 1}),
     "refit_code_size": (128, {"refit_last_step": True, "sampling_steps": 1}),
+    "refit_last_item": (True, {"refit_last_step": True, "sampling_steps": 1, "refit_code_size": 64}),
 }
 
 # (key, an invalid value, other settings, what the message must also say)
@@ -92,6 +93,7 @@ INVALID = [
     ("refit_features", -1, {}, "an integer >= 0"),
     ("refit_code_size", -1, {}, "an integer >= 0"),
     ("refit_code_size", 2.5, {}, "an integer >= 0"),
+    ("refit_last_item", "yes", {}, "True or False"),
     ("diffusion_loss_type", "ce", {}, "one of"),
     ("uncond_prob", 1.0, {}, r"a number in \[0, 1\)"),
     ("uncond_prob", 0.0, {"guidance_weight": 2.0}, "null vector"),

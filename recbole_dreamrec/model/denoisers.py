@@ -99,7 +99,7 @@ class _FittedAfterTraining(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         if not any(key.startswith(prefix) for key in state_dict):
-            state_dict.update({prefix + name: buffer.clone() for name, buffer in self._buffers.items()})
+            state_dict.update({prefix + name: b.clone() for name, b in self._buffers.items() if b is not None})
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
@@ -138,7 +138,12 @@ class TableRead(_FittedAfterTraining):
     the table is fixed after training, so its width costs nothing in training. x_T is not read: at the last step it
     carries almost nothing of x_0, and without it the oracle is the read's estimate of the conditional mean code.
 
-    The table (``codes``), B ``[H N]``, c ``[N]`` and the features' read (a :class:`RandomFeatureRead` of width
+    With ``last_item`` (``refit_last_item``) the read also takes the history's last item itself: a row of its own
+    per item, :math:`T_{i_L}` (``last_item_weight`` ``[n_items N]``), added to the oracle, a first-order
+    transition read beside h (as FPMC's Markov part). The unconditional read adds their mean over the training
+    targets instead (``last_item_mean`` ``[N]``): the read of the mean last item, as the null vector is the mean h.
+
+    The table (``codes``), B ``[H N]``, c ``[N]``, T and the features' read (a :class:`RandomFeatureRead` of width
     N, where ``refit_features`` F > 0) are buffers: zero and off until ``refit_last_step`` fills the table and fits
     the read (:func:`~recbole_dreamrec.model.refit.refit_last_step`).
 
@@ -147,20 +152,32 @@ class TableRead(_FittedAfterTraining):
         n_items (int): the number of items (RecBole's, the padding id included).
         table_size (int): N, the size of the table's codes.
         num_features (int): F, the random features of h read with it (0: none).
+        last_item (bool): read the history's last item too.
     """
 
-    def __init__(self, hidden_size, n_items, table_size, num_features=0):
+    def __init__(self, hidden_size, n_items, table_size, num_features=0, last_item=False):
         super().__init__()
         self.register_buffer("codes", torch.zeros(n_items, table_size))  # [n_items N]
         self.register_buffer("weight", torch.zeros(hidden_size, table_size))  # B [H N]
         self.register_buffer("bias", torch.zeros(table_size))  # c [N]
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self.feature_read = RandomFeatureRead(hidden_size, table_size, num_features) if num_features else None
+        # T [n_items N] and its mean over the training targets [N]; None (not saved) without last_item
+        self.register_buffer("last_item_weight", torch.zeros(n_items, table_size) if last_item else None)
+        self.register_buffer("last_item_mean", torch.zeros(table_size) if last_item else None)
 
-    def forward(self, h):
+    @property
+    def reads_last_item(self):
+        return self.last_item_weight is not None
+
+    def forward(self, h, last_item=None):
+        """The oracle ``[B N]`` of guidance vectors h ``[B H]`` (and, where the read takes it, the histories' last
+        items ``[B]``; ``None``: the unconditional read's mean last item)."""
         x_0 = h @ self.weight + self.bias  # [B N]
         if self.feature_read is not None:
             x_0 = x_0 + self.feature_read(h)  # [B N]
+        if self.reads_last_item:
+            x_0 = x_0 + (self.last_item_mean if last_item is None else self.last_item_weight[last_item])  # [B N]
         return x_0
 
 

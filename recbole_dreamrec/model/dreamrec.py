@@ -73,6 +73,11 @@ def next_items(item_seq, item_seq_len, target):
     return following.scatter(1, (item_seq_len - 1).unsqueeze(1), target.unsqueeze(1))  # [B L]
 
 
+def last_items(item_seq, item_seq_len):
+    r"""The last real item of each history, ``[B]``."""
+    return item_seq.gather(1, (item_seq_len - 1).unsqueeze(1)).squeeze(1)  # [B]
+
+
 def drop_guidance(h, null_guidance, uncond_prob):
     r"""Classifier-free guidance training: replace each row of ``h`` by the null vector with probability p."""
     drop = torch.rand(h.shape[0], 1, device=h.device) < uncond_prob  # [B 1]
@@ -203,6 +208,11 @@ class DreamRec(SequentialRecommender):
         return 0 if read is None else read.weight.shape[0]
 
     @property
+    def refit_last_item(self):
+        """Whether the refit's table read also takes the history's last item (``refit_last_item``)."""
+        return self.table_read is not None and self.table_read.reads_last_item
+
+    @property
     def reads_table(self):
         """Whether the oracle is the refit's read into a table of its own (:class:`TableRead`), fitted."""
         return self.table_read is not None and bool(self.table_read.fitted)
@@ -211,16 +221,18 @@ class DreamRec(SequentialRecommender):
         """Take ``config``'s settings that act once training has ended: ``refit_last_step`` and, read only with it,
         ``refit_features`` and ``refit_code_size`` (the denoiser's :class:`RandomFeatureRead`, or a
         :class:`TableRead` of its own: buffers, zero and off until :meth:`finish_training` fits them, so training
-        and its random draws are the same with or without them). A config older than a key has None there: off.
+        and its random draws are the same with or without them), and, read only with a table, ``refit_last_item``.
+        A config older than a key has None there: off.
         Called when the model is built, and for a model already trained whose checkpoint is finished again under
         other such settings (``benchmarks/refit_checkpoint.py``, ``compare.py``)."""
         self.refit_last_step = bool(config["refit_last_step"])
         features = (config["refit_features"] or 0) if self.refit_last_step else 0
         # at most one code per item: N >= n_items is the full-rank table
         table_size = min(config["refit_code_size"] or 0, self.n_items) if self.refit_last_step else 0
-        if (features, table_size) != (self.refit_features, self.refit_code_size):
+        last_item = bool(config["refit_last_item"]) and table_size > 0
+        if (features, table_size, last_item) != (self.refit_features, self.refit_code_size, self.refit_last_item):
             device = self.null_guidance.device
-            table = TableRead(self.hidden_size, self.n_items, table_size, features) if table_size else None
+            table = TableRead(self.hidden_size, self.n_items, table_size, features, last_item) if table_size else None
             self.table_read = None if table is None else table.to(device)
             read = RandomFeatureRead(self.hidden_size, self.code_size, features) if features and not table else None
             self.denoiser.feature_read = None if read is None else read.to(device)
@@ -313,6 +325,14 @@ class DreamRec(SequentialRecommender):
         targets = next_items(item_seq, item_seq_len, target).gather(1, positions)  # [B C]
         return h[counts], targets[counts]  # [M H], [M]
 
+    def training_last_items(self, interaction):
+        """The last item of each history of a training batch, ``[M]``, in the order of :meth:`training_targets`."""
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        if WINDOW_TARGETS_FIELD not in interaction:
+            return last_items(item_seq, item_seq_len)  # [B]
+        positions, counts = window_positions(item_seq_len, interaction[WINDOW_TARGETS_FIELD])  # [B C], [B C]
+        return item_seq.gather(1, positions)[counts]  # [M]: position j's history ends with item j
+
     def calculate_loss(self, interaction):
         h, target = self.training_targets(interaction)  # [M H], [M]
         h = drop_guidance(h, self.null_guidance, self.uncond_prob)  # [M H]
@@ -382,7 +402,8 @@ class DreamRec(SequentialRecommender):
         h = self.forward(unique_seq, unique_len)  # [U H]
         if self.reads_table:  # the refit's read into its table, x_T not read: every sample the same
             uncond = self.table_read(self.null_guidance.unsqueeze(0))  # [1 N]: the same for every row
-            return classifier_free_guidance(self.table_read(h), uncond, self.guidance_weight)[inverse]  # [B N]
+            cond = self.table_read(h, last_items(unique_seq, unique_len))  # [U N]
+            return classifier_free_guidance(cond, uncond, self.guidance_weight)[inverse]  # [B N]
         samples = self.generation_samples
         keys = history_keys(unique_seq, unique_len, [seed + s for s in range(samples)]).flatten()  # [S*U]
         h_all = h.repeat(samples, 1)  # [S*U H], sample-major

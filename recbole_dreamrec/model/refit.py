@@ -34,6 +34,12 @@ table costs nothing in training: on ml-1m the read into the full-rank table gain
 same read into the model's 512-d codes (``benchmarks/results/ml-1m/wider-codes``). The right-hand side of the normal
 equations is summed per target item (``sums^T codes``), so the table's width costs one product at the end.
 
+With ``refit_last_item`` the table read also takes the history's last item: one more block of rows, the last item's
+one-hot vector, read by a row of its own per item, :math:`T_{i_L}` (fitted with B, C and c in the same least squares;
+its blocks of the normal equations are summed per last item, not multiplied out), and the unconditional read adds
+their mean over the training targets. On ml-1m the last item adds to what h holds
+(``benchmarks/results/ml-1m/history-read``).
+
 The denoiser then predicts well at the last step only: a refit model is read with DDIM at K = 1 (a rule of
 :mod:`~recbole_dreamrec.model.settings`).
 """
@@ -47,6 +53,24 @@ def ridge_solution(gram, cross, ridge):
     penalty = torch.full((gram.shape[0],), float(ridge), dtype=torch.float64)
     penalty[-1] = 0.0
     return torch.linalg.solve(gram + torch.diag(penalty), cross)
+
+
+def _with_one_hot_block(gram, sums, by_last, pairs):
+    """The normal equations ``[S S]``, ``[n_items S]`` of the rows ``[z 1]`` grown by a one-hot block before the bias,
+    ``[z onehot 1]``: its cross terms are the rows summed per last item (``by_last`` ``[n S]``), its own block the
+    counts of each last item (diagonal), its right-hand side the (target, last item) counts (``pairs``)."""
+    S, n = gram.shape[0], by_last.shape[0]
+    dense = torch.cat([torch.arange(S - 1), torch.tensor([S + n - 1])])  # where [z 1] go
+    one_hot = torch.arange(S - 1, S + n - 1)
+    grown = torch.zeros(S + n, S + n, dtype=torch.float64)
+    grown[dense[:, None], dense] = gram
+    grown[one_hot[:, None], dense] = by_last
+    grown[dense[:, None], one_hot] = by_last.T
+    grown[one_hot, one_hot] = by_last[:, -1]  # each item's count as the last item: its rows' bias column summed
+    grown_sums = torch.zeros(sums.shape[0], S + n, dtype=torch.float64)
+    grown_sums[:, dense] = sums
+    grown_sums[:, one_hot] = pairs
+    return grown, grown_sums
 
 
 @torch.no_grad()
@@ -73,6 +97,9 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
     size = D + H + F + 1
     gram = torch.zeros(size, size, dtype=torch.float64)  # [S S], S = D+H+F+1: sum of [x_T h phi 1]^T [x_T h phi 1]
     sums = torch.zeros(codes.shape[0], size, dtype=torch.float64)  # [n_items S]: the rows [x_T h phi 1] per target
+    n_last = codes.shape[0] if table is not None and table.reads_last_item else 0  # the last item's one-hot block
+    by_last = torch.zeros(n_last, size, dtype=torch.float64)  # [n_items S]: the rows summed per last item
+    pairs = torch.zeros(codes.shape[0], n_last, dtype=torch.float64)  # [n_items n_items]: (target, last item) counts
     count = 0
     try:
         for module in (read, table):
@@ -97,12 +124,19 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
             design = torch.cat([*columns, torch.ones_like(h[:, :1])], dim=1).double().cpu()  # [M S]
             gram += design.T @ design
             sums.index_add_(0, target.cpu(), design)
+            if n_last:
+                last = model.training_last_items(batch.to(model.device)).cpu()  # [M]
+                by_last.index_add_(0, last, design)
+                pairs.index_put_((target.cpu(), last), torch.ones(len(last), dtype=torch.float64), accumulate=True)
             count += design.shape[0]
+        if n_last:  # the one-hot block before the bias: [x_T h phi onehot 1]
+            gram, sums = _with_one_hot_block(gram, sums, by_last, pairs)
         # 2. the normal equations, the bias unshrunk: sum_m design_m^T x_0,m = sums^T codes
         cross = sums.T @ codes.double().cpu()  # [S D']
         solution = ridge_solution(gram, cross, ridge)  # [S D']
         A, B, C, c = solution[:D], solution[D:D + H], solution[D + H:D + H + F], solution[-1]  # [D D'] [H D'] [F D'] [D']
-        # 3. into the read: f(x_T, h, T-1) = A x_T + B h + C phi(h) + c (the table's: B h + C phi(h) + c)
+        T = solution[D + H + F:-1]  # [n_last D']: the last item's read
+        # 3. into the read: f(x_T, h, T-1) = A x_T + B h + C phi(h) + c (the table's: B h + C phi(h) + T[last] + c)
         if table is None:
             net = model.denoiser.net  # nn.Linear(D + 2H, D): [x_t, h, e(t)] -> x_0
             step = torch.full((1,), last, dtype=torch.long, device=net.weight.device)
@@ -113,6 +147,10 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
         else:
             table.weight.copy_(B.to(table.weight))
             table.bias.copy_(c.to(table.bias))
+            if n_last:  # T, and its mean over the training targets (the unconditional read's)
+                table.last_item_weight.copy_(T.to(table.last_item_weight))
+                frequency = gram[D + H + F:-1, -1] / gram[-1, -1]  # [n_items]: how often each item is the last
+                table.last_item_mean.copy_((frequency @ T).to(table.last_item_mean))
         if read is not None:
             read.weight.copy_(C.to(read.weight))
             read.fitted.fill_(True)

@@ -112,6 +112,7 @@ SETTINGS = (
     ("refit_last_step",       optional_boolean,                          "True or False"),
     ("refit_features",        optional_integer(0),                       "an integer >= 0 (0: the affine read)"),
     ("refit_code_size",       optional_integer(0),                       "an integer >= 0 (0: the model's own codes)"),
+    ("refit_last_item",       optional_boolean,                          "True or False"),
 )  # fmt: skip
 
 # keys                            valid when (all keys above valid)                              what must hold

@@ -7,12 +7,15 @@ in the full-rank table reads, over every training target, blocks of:
 
 - ``h``: the encoder's guidance vector (H);
 - ``e``: the model's own embedding of the history's last item (H);
-- ``onehot``: the last item's one-hot vector (n_items; a first-order transition read, as in FPMC's MC part).
+- ``onehot``: the last item's one-hot vector (n_items; a first-order transition read, as in FPMC's MC part);
+- ``phi``: with F > 0, F random ReLU features of h, drawn as ``wider-codes/explore_code_tables.py`` draws them
+  (R ~ N(0, 1/H), b ~ N(0, 1/4), s h's mean coordinate spread; the shipped refit's kind of read).
 
-One gram over [h, onehot, e, 1] serves every subset; each read is ranked on valid unguided (w = 0) and guided as the
-model reads, (1 + w) read(x) - w read(mean x). "paired" is the mean per-user NDCG@10 difference from the h-only read.
+One gram over [h, phi, e, onehot, 1] serves every subset (its one-hot blocks summed per last item, not multiplied);
+each read is ranked on valid unguided (w = 0) and guided as the model reads, (1 + w) read(x) - w read(mean x).
+"paired" is the mean per-user NDCG@10 difference from the first read listed (h alone, or h and phi with F > 0).
 
-    python benchmarks/results/ml-1m/history-read/explore_history_read.py <checkpoint> [<w>]
+    python benchmarks/results/ml-1m/history-read/explore_history_read.py <checkpoint> [<w> [<F>]]
 """
 import sys, time, torch
 from pathlib import Path
@@ -25,32 +28,51 @@ from recbole_dreamrec.model.refit import ridge_solution
 
 model_file = sys.argv[1]
 w = float(sys.argv[2]) if len(sys.argv) > 2 else 32.0
+F = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+torch.manual_seed(0)
 ck = Checkpoint(model_file)
 model = ck.model.eval()
 H, n = model.hidden_size, model.n_items
 codes = model._svd_item_codes(sequential_interaction_matrix(ck.train_data.dataset, model), n).double()  # [n N]
-blocks = {"h": torch.arange(H), "onehot": torch.arange(H, H + n), "e": torch.arange(H + n, 2 * H + n)}
-size = 2 * H + n + 1
+R, bias, scale = torch.randn(H, F) / H ** 0.5, torch.randn(F) * 0.5, None
+E = 2 * H + F  # the dense blocks [h phi e], then the one-hot block, then the bias
+blocks = {"h": torch.arange(H), "phi": torch.arange(H, H + F), "e": torch.arange(H + F, E),
+          "onehot": torch.arange(E, E + n)}
+size = E + n + 1
 
 
-def design(h, last):
+def dense(h, last):  # [M E]: h, phi(h), e(last)
+    return torch.cat([h, torch.relu((h / scale) @ R + bias), model.item_embedding.weight[last]], 1)
+
+
+def design(h, last):  # [M S]
     onehot = torch.zeros(len(last), n)
     onehot[torch.arange(len(last)), last] = 1.0
-    return torch.cat([h, onehot, model.item_embedding.weight[last], torch.ones_like(h[:, :1])], 1)  # [M S]
+    return torch.cat([dense(h, last), onehot, torch.ones_like(h[:, :1])], 1)
 
 
 t0 = time.time()
 gram = torch.zeros(size, size, dtype=torch.float64)
 sums = torch.zeros(n, size, dtype=torch.float64)
+ones = torch.ones(1, dtype=torch.float64)
+keep = torch.cat([torch.arange(E), torch.tensor([size - 1])])  # the dense columns and the bias
+onehot_at = torch.arange(E, E + n)
 with torch.no_grad():
     for batch in train_loader(ck.config, ck.train_data):
         item_seq, item_seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
         positions, counts = window_positions(item_seq_len, batch[WINDOW_TARGETS_FIELD])  # [B C]
         h, target = model.training_targets(batch)  # [M H], [M]
         last = item_seq.gather(1, positions)[counts]  # [M]: the item at each loss position, its history's last
-        f = design(h, last).double()
-        gram += f.T @ f
-        sums.index_add_(0, target, f)
+        if scale is None:
+            scale = h.std(0).mean()
+        d = torch.cat([dense(h, last).double(), ones.expand(len(h), 1)], 1)  # [M E+1]: the dense part and the bias
+        gram[keep[:, None], keep] += d.T @ d
+        by_last = torch.zeros(n, E + 1, dtype=torch.float64).index_add_(0, last, d)  # [n E+1]: rows summed per last item
+        gram[E:E + n, keep] += by_last
+        gram[keep, E:E + n] += by_last.T
+        gram[onehot_at, onehot_at] += torch.bincount(last, minlength=n).double()
+        sums[:, keep] += torch.zeros(n, E + 1, dtype=torch.float64).index_add_(0, target, d)
+        sums[:, E:E + n].index_put_((target, last), torch.ones(len(target), dtype=torch.float64), accumulate=True)
 print(f"gram {tuple(gram.shape)}: {time.time() - t0:.0f}s", flush=True)
 mean_row = (gram[-1] / gram[-1, -1]).float()  # [S]: the mean design row
 
@@ -66,7 +88,9 @@ class Read(Rescored):
 eval_data = ck.split_data("valid")
 rd = Read(model)
 base = {}
-for names in (["h"], ["h", "e"], ["h", "onehot"], ["h", "onehot", "e"], ["onehot"]):
+variants = ((["h"], ["h", "e"], ["h", "onehot"], ["h", "onehot", "e"], ["onehot"]) if not F else
+            (["h", "phi"], ["h", "phi", "onehot"], ["h", "phi", "onehot", "e"]))
+for names in variants:
     keep = torch.cat([blocks[b] for b in names] + [torch.tensor([size - 1])])
     t0 = time.time()
     sol = ridge_solution(gram[keep][:, keep], sums[:, keep].T @ codes, 1.0)  # [S' N]
@@ -76,5 +100,5 @@ for names in (["h"], ["h", "e"], ["h", "onehot"], ["h", "onehot", "e"], ["onehot
         with torch.no_grad():
             vals, per = ck.user_metrics(eval_data, ["ndcg@10", "hit@10"], rescored=rd)
         base.setdefault(weight, per)
-        print(f"{'+'.join(names)} w {weight:g}: valid ndcg@10 {vals['ndcg@10']} hit@10 {vals['hit@10']} paired vs h "
+        print(f"{'+'.join(names)} w {weight:g}: valid ndcg@10 {vals['ndcg@10']} hit@10 {vals['hit@10']} paired vs first "
               f"{paired_difference(per['ndcg@10'], base[weight]['ndcg@10'])} ({time.time() - t0:.0f}s)", flush=True)
