@@ -107,7 +107,8 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
                 module.fitted.fill_(False)
         for batch in batches:
             # 1. h, x_0 and x_T ~ q(x_T | x_0) for every target of the batch (and phi(h))
-            h, target = model.training_targets(batch.to(model.device))  # [M H], [M]
+            batch = batch.to(model.device)
+            h, target = model.training_targets(batch)  # [M H], [M]
             columns = [h]
             if table is None:
                 x_start = codes[target]  # [M D]
@@ -125,7 +126,7 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
             gram += design.T @ design
             sums.index_add_(0, target.cpu(), design)
             if n_last:
-                last = model.training_last_items(batch.to(model.device)).cpu()  # [M]
+                last = model.training_last_items(batch).cpu()  # [M]
                 by_last.index_add_(0, last, design)
                 pairs.index_put_((target.cpu(), last), torch.ones(len(last), dtype=torch.float64), accumulate=True)
             count += design.shape[0]
