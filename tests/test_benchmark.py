@@ -877,6 +877,17 @@ def test_refit_checkpoint_finishes_a_run_trained_without_the_refit(tiny_config_d
     assert saved["state_dict"]["table_read.last_item_weight"].shape == (n_items, 24)
     valid_last = evaluate_checkpoint(str(last), split="valid")[0]
     assert f"valid after: recall@10 {valid_last['recall@10']:.4f}" in printed
+    # its rows shrunk by a ridge of their own: saved in the config, a smaller T
+    T = {}
+    for ridge in ("1", "1000"):
+        path = in_tmp_dir / f"refit-last-{ridge}.pth"
+        load_script("refit_checkpoint").main([run["model_file"], "--out", str(path), "--refit_code_size", "24",
+                                              "--refit_last_item", "--refit_last_item_ridge", ridge])
+        saved = torch.load(path, weights_only=False)
+        assert saved["config"]["refit_last_item_ridge"] == float(ridge)
+        T[ridge] = saved["state_dict"]["table_read.last_item_weight"]
+    capsys.readouterr()
+    assert T["1000"].norm() < 0.5 * T["1"].norm()
     five = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict={**settings, "sampling_steps": 5})
     with pytest.raises(SystemExit):
         load_script("refit_checkpoint").main([five["model_file"], "--out", str(in_tmp_dir / "five.pth")])

@@ -308,18 +308,21 @@ def test_refit_code_size_reads_h_into_a_table_of_its_own_which_then_ranks_the_it
     torch.testing.assert_close(model.predict(pairs).view(-1, 3), scores.gather(1, items), rtol=1e-5, atol=1e-5)
 
 
-def test_refit_last_item_reads_the_history_s_last_item_beside_h_into_the_table(data):
+@pytest.mark.parametrize("last_item_ridge", [None, 40.0])  # None: a config older than refit_last_item_ridge (1)
+def test_refit_last_item_reads_the_history_s_last_item_beside_h_into_the_table(data, last_item_ridge):
     """With ``refit_last_item`` the table read is B h + C phi(h) + T[last item] + c, all fitted in one ridge least
-    squares over the training targets (the one-hot block of the last item beside h; its rows T shrunk like B and C,
-    the bias not); the unconditional read is that of the mean h and the mean one-hot vector, and the model ranks by
-    the guided read dotted with the table. The fit here is independent of the refit's: every (history, target) pair
-    of the training windows enumerated position by position, the last item and the target read off the window."""
+    squares over the training targets (the one-hot block of the last item beside h; B and C shrunk by ridge 1, T's
+    rows by ``refit_last_item_ridge``, the bias not); the unconditional read is that of the mean h and the mean
+    one-hot vector, and the model ranks by the guided read dotted with the table. The fit here is independent of the
+    refit's: every (history, target) pair of the training windows enumerated position by position, the last item and
+    the target read off the window, the ridge as rows of sqrt(ridge) appended to the least squares."""
     from recbole_dreamrec.data import WINDOW_TARGETS_FIELD, train_loader
 
     config = data[0]
     loader = train_loader(config, data[1])
     model = make_model(data, diffusion_loss_type="l2", sampling_steps=1, guidance_weight=3.0, refit_last_step=True,
-                       refit_features=8, refit_code_size=30, refit_last_item=True)
+                       refit_features=8, refit_code_size=30, refit_last_item=True,
+                       refit_last_item_ridge=last_item_ridge)
     assert model.refit_last_item and model.table_read.last_item_weight.shape == (model.n_items, 30)
     no_table = make_model(data, refit_last_step=True, sampling_steps=1, refit_last_item=True)
     assert not no_table.refit_last_item  # read only with a table
@@ -346,9 +349,11 @@ def test_refit_last_item_reads_the_history_s_last_item_beside_h_into_the_table(d
     X, Y = torch.cat(rows), table[torch.tensor(targets)]  # [M S], [M N]
     assert len(targets) == len(data[1]._dataset)  # every training target once
     S = X.shape[1]
-    ridge_rows = torch.cat([torch.eye(S - 1, dtype=torch.float64), torch.zeros(S - 1, 1, dtype=torch.float64)], 1)
+    penalty = torch.ones(S - 1, dtype=torch.float64)  # [h phi onehot]: 1, T's rows the last item's ridge
+    penalty[H + 8:] = 1.0 if last_item_ridge is None else last_item_ridge
+    ridge_rows = torch.cat([torch.diag(penalty.sqrt()), torch.zeros(S - 1, 1, dtype=torch.float64)], 1)
     Y_rows = torch.cat([Y, torch.zeros(S - 1, 30, dtype=torch.float64)])
-    fit = torch.linalg.lstsq(torch.cat([X, ridge_rows]), Y_rows).solution  # [S N], ridge 1, the bias not shrunk
+    fit = torch.linalg.lstsq(torch.cat([X, ridge_rows]), Y_rows).solution  # [S N], the bias not shrunk
     torch.testing.assert_close(model.table_read.last_item_weight.double(), fit[H + 8:-1], atol=1e-4, rtol=1e-3)
     torch.testing.assert_close(model.null_guidance.detach().double(), X[:, :H].mean(0), atol=1e-5, rtol=1e-5)
     # the unconditional row: the null vector (the mean h) and its features, the mean one-hot vector (and the 1)

@@ -221,8 +221,9 @@ class DreamRec(SequentialRecommender):
         """Take ``config``'s settings that act once training has ended: ``refit_last_step`` and, read only with it,
         ``refit_features`` and ``refit_code_size`` (the denoiser's :class:`RandomFeatureRead`, or a
         :class:`TableRead` of its own: buffers, zero and off until :meth:`finish_training` fits them, so training
-        and its random draws are the same with or without them), and, read only with a table, ``refit_last_item``.
-        A config older than a key has None there: off.
+        and its random draws are the same with or without them), and, read only with a table, ``refit_last_item``
+        and its ridge ``refit_last_item_ridge``. A config older than a key has None there: off (the ridge: 1, the
+        one ridge of the refits before the key).
         Called when the model is built, and for a model already trained whose checkpoint is finished again under
         other such settings (``benchmarks/refit_checkpoint.py``, ``compare.py``)."""
         self.refit_last_step = bool(config["refit_last_step"])
@@ -230,6 +231,8 @@ class DreamRec(SequentialRecommender):
         # at most one code per item: N >= n_items is the full-rank table
         table_size = min(config["refit_code_size"] or 0, self.n_items) if self.refit_last_step else 0
         last_item = bool(config["refit_last_item"]) and table_size > 0
+        ridge = config["refit_last_item_ridge"]
+        self.refit_last_item_ridge = 1.0 if ridge is None else float(ridge)
         if (features, table_size, last_item) != (self.refit_features, self.refit_code_size, self.refit_last_item):
             device = self.null_guidance.device
             table = TableRead(self.hidden_size, self.n_items, table_size, features, last_item) if table_size else None
@@ -365,7 +368,7 @@ class DreamRec(SequentialRecommender):
             self.check_svd_group_field(dataset)
             matrix = sequential_interaction_matrix(dataset, self, self.svd_group_field)
             self.table_read.codes.copy_(self._svd_item_codes(matrix, self.refit_code_size))
-        count = refit_last_step(self, train_data, seed=self.sampling_seed)
+        count = refit_last_step(self, train_data, seed=self.sampling_seed, last_item_ridge=self.refit_last_item_ridge)
         getLogger().info(f"refit_last_step: the last step refit by least squares over {count} training targets")
         return True
 

@@ -38,7 +38,8 @@ With ``refit_last_item`` the table read also takes the history's last item: one 
 one-hot vector, read by a row of its own per item, :math:`T_{i_L}` (fitted with B, C and c in the same least squares;
 its blocks of the normal equations are summed per last item, not multiplied out), and the unconditional read adds
 their mean over the training targets. On ml-1m the last item adds to what h holds
-(``benchmarks/results/ml-1m/history-read``).
+(``benchmarks/results/ml-1m/history-read``). T's rows are shrunk by a ridge of their own (``refit_last_item_ridge``):
+a row sees only its item's count as a last item (tens to hundreds on ml-1m), the dense blocks every target.
 
 The denoiser then predicts well at the last step only: a refit model is read with DDIM at K = 1 (a rule of
 :mod:`~recbole_dreamrec.model.settings`).
@@ -49,8 +50,9 @@ import torch
 
 def ridge_solution(gram, cross, ridge):
     """The ridge least-squares solution from normal equations whose last row and column are the bias (not shrunk):
-    ``(gram + ridge I') ^ -1 cross``, I' the identity without its last diagonal entry, float64."""
-    penalty = torch.full((gram.shape[0],), float(ridge), dtype=torch.float64)
+    ``(gram + diag(ridge)') ^ -1 cross``, ``ridge`` a number or one per row ``[S]``, ' the bias's entry zeroed,
+    float64."""
+    penalty = torch.as_tensor(ridge, dtype=torch.float64).expand(gram.shape[0]).clone()
     penalty[-1] = 0.0
     return torch.linalg.solve(gram + torch.diag(penalty), cross)
 
@@ -74,11 +76,12 @@ def _with_one_hot_block(gram, sums, by_last, pairs):
 
 
 @torch.no_grad()
-def refit_last_step(model, batches, ridge=1.0, seed=0):
+def refit_last_step(model, batches, ridge=1.0, seed=0, last_item_ridge=1.0):
     """Refit ``model``'s (a DreamRec with the ``mlp1`` denoiser) last-step read by least squares over the training
     targets of ``batches`` (its training loader: RecBole's rows or training windows) as the module says; the model is
     changed in place and left in the mode it was in. With a table read (``model.table_read``, its codes filled) the
-    read into the table is fitted instead, and the denoiser is left as trained.
+    read into the table is fitted instead, and the denoiser is left as trained. ``ridge`` shrinks every coefficient
+    but the bias, ``last_item_ridge`` the last item's rows T instead (``refit_last_item_ridge``).
 
     Returns:
         int: the number of training targets fitted.
@@ -134,7 +137,9 @@ def refit_last_step(model, batches, ridge=1.0, seed=0):
             gram, sums = _with_one_hot_block(gram, sums, by_last, pairs)
         # 2. the normal equations, the bias unshrunk: sum_m design_m^T x_0,m = sums^T codes
         cross = sums.T @ codes.double().cpu()  # [S D']
-        solution = ridge_solution(gram, cross, ridge)  # [S D']
+        penalty = torch.full((gram.shape[0],), float(ridge), dtype=torch.float64)  # [S]
+        penalty[D + H + F:-1] = float(last_item_ridge)  # T's rows (none without the last item)
+        solution = ridge_solution(gram, cross, penalty)  # [S D']
         A, B, C, c = solution[:D], solution[D:D + H], solution[D + H:D + H + F], solution[-1]  # [D D'] [H D'] [F D'] [D']
         T = solution[D + H + F:-1]  # [n_last D']: the last item's read
         # 3. into the read: f(x_T, h, T-1) = A x_T + B h + C phi(h) + c (the table's: B h + C phi(h) + T[last] + c)

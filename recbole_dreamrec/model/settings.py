@@ -58,6 +58,11 @@ def optional_integer(low):
     return lambda v: v is None or integer(low)(v)
 
 
+def optional_number(low):
+    """A number ``>= low``, or absent (``None``): a setting newer than a checkpoint's saved config."""
+    return lambda v: v is None or number(low)(v)
+
+
 def optional_one_of(choices):
     """One of ``choices``, or absent (``None``): a setting newer than a checkpoint's saved config, its first choice
     there."""
@@ -113,6 +118,7 @@ SETTINGS = (
     ("refit_features",        optional_integer(0),                       "an integer >= 0 (0: the affine read)"),
     ("refit_code_size",       optional_integer(0),                       "an integer >= 0 (0: the model's own codes)"),
     ("refit_last_item",       optional_boolean,                          "True or False"),
+    ("refit_last_item_ridge", optional_number(0),                        "a number >= 0"),
 )  # fmt: skip
 
 # keys                            valid when (all keys above valid)                              what must hold

@@ -13,21 +13,18 @@ from the first read, with its standard error.
 import sys, time, torch
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
-from recbole_dreamrec.analysis.evaluation import Checkpoint, paired_difference, Rescored
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # refit_exploration
+from recbole_dreamrec.analysis.evaluation import paired_difference, Rescored
 from recbole_dreamrec.data import WINDOW_TARGETS_FIELD, train_loader
 from recbole_dreamrec.model.dreamrec import window_positions
-from recbole_dreamrec.model.item_init import sequential_interaction_matrix
 from recbole_dreamrec.model.refit import ridge_solution
+from refit_exploration import load
 
 model_file = sys.argv[1]
 w = float(sys.argv[2]) if len(sys.argv) > 2 else 32.0
 F = int(sys.argv[3]) if len(sys.argv) > 3 else 4096
-torch.manual_seed(0)
-ck = Checkpoint(model_file)
-model = ck.model.eval()
-H, n = model.hidden_size, model.n_items
-codes = model._svd_item_codes(sequential_interaction_matrix(ck.train_data.dataset, model), n).double()  # [n N]
-R, bias, scale = torch.randn(H, F) / H ** 0.5, torch.randn(F) * 0.5, None
+ck, model, H, n, codes, R, bias = load(model_file, F)
+scale = None
 E = H + F  # [h phi], then one-hot blocks of the last and second last item, then the bias
 
 
