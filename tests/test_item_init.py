@@ -85,3 +85,26 @@ def test_full_rank_with_more_rows_than_items_gives_every_singular_vector_in_orde
     v = right_singular_vectors(sparse(wide), 30)
     assert v.shape == (40, 30)
     assert torch.allclose((vh @ v).abs().diagonal(), torch.ones(30, dtype=torch.float64), atol=1e-5)
+
+
+def test_svd_codes_wider_than_the_items_fill_the_rest_with_normal_draws_of_the_given_scale():
+    # 40 items, 50-d codes: the 40 singular vectors (full rank), then 10 columns of N(0, std^2) draws
+    matrix = sparse(low_rank_matrix())
+    codes = svd_item_codes(matrix, 50, std=3.0, generator=torch.Generator().manual_seed(0))
+    assert codes.shape == (40, 50)
+    singular = right_singular_vectors(matrix, 40)  # [40 40], orthonormal columns
+    scale = 3.0 / singular[1:].pow(2).mean().sqrt()
+    assert torch.allclose(codes[1:, :40].double().abs(), (singular[1:] * scale).abs(), atol=1e-5)
+    assert codes[1:, 40:].std().item() == pytest.approx(3.0, rel=0.2)
+
+
+def test_full_rank_codes_with_more_rows_than_items_never_densify_the_whole_matrix(monkeypatch):
+    # the cost of the full-rank table on pre-split data (Zhihu: 77,713 rows x 4,840 items): the [n n] Gram matrix's
+    # eigendecomposition, not a dense SVD of the [m n] matrix
+    import recbole_dreamrec.model.item_init as item_init
+
+    def no_dense_svd(*args, **kwargs):
+        raise AssertionError("the dense SVD of the whole training matrix")
+
+    monkeypatch.setattr(item_init.np.linalg, "svd", no_dense_svd)
+    assert right_singular_vectors(sparse(low_rank_matrix()), 40).shape == (40, 40)
