@@ -8,7 +8,8 @@ rebuilds the checkpoint's model, data and config (``load_data_and_model``; run f
 ``refit_last_step: True`` does after training (:meth:`DreamRec.finish_training`, noise from the config's seed), and
 saves the checkpoint with ``refit_last_step: True`` in its config (``--refit_features F``: the read also takes F random
 features of h, saved with it; ``--refit_code_size N``: read into a table of N-d SVD codes of its own;
-``--refit_last_item``: that read also takes the history's last item, its rows shrunk by ``--refit_last_item_ridge``).
+``--refit_last_item``: that read also takes the history's last item, its rows shrunk by ``--refit_last_item_ridge``,
+read by the last ``--refit_last_item_lags`` items weighted ``--refit_last_item_decay`` ^ k).
 Evaluate the new file as any checkpoint
 (e.g. ``benchmarks/guidance_sweep.py --model_files``). Prints the validation metrics before and after.
 """
@@ -42,6 +43,10 @@ def main(argv=None):
                              "setting, else off)")
     parser.add_argument("--refit_last_item_ridge", type=float, default=None,
                         help="the ridge on the last item's rows (default: the checkpoint's setting, else 1)")
+    parser.add_argument("--refit_last_item_lags", type=int, default=None,
+                        help="the last item's rows read the last K items (default: the checkpoint's setting, else 1)")
+    parser.add_argument("--refit_last_item_decay", type=float, default=None,
+                        help="the k-th item before the last weighted decay^k (default: the checkpoint's setting)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     checkpoint = Checkpoint(args.model_file)
@@ -49,7 +54,8 @@ def main(argv=None):
     if config["model"] != "DreamRec":
         raise ConfigError(f"{args.model_file} is a {config['model']} checkpoint: refit_last_step is DreamRec's")
     config["refit_last_step"] = True
-    for key in ("refit_features", "refit_code_size", "refit_last_item", "refit_last_item_ridge"):
+    for key in ("refit_features", "refit_code_size", "refit_last_item", "refit_last_item_ridge",
+                "refit_last_item_lags", "refit_last_item_decay"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     check_config(config)  # the linear denoiser read in one DDIM step

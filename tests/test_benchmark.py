@@ -888,6 +888,16 @@ def test_refit_checkpoint_finishes_a_run_trained_without_the_refit(tiny_config_d
         T[ridge] = saved["state_dict"]["table_read.last_item_weight"]
     capsys.readouterr()
     assert T["1000"].norm() < 0.5 * T["1"].norm()
+    # those rows reading the last two items alike: saved in the config, and the reloaded model reads them so
+    path = in_tmp_dir / "refit-lags.pth"
+    load_script("refit_checkpoint").main([run["model_file"], "--out", str(path), "--refit_code_size", "24",
+                                          "--refit_last_item", "--refit_last_item_lags", "2",
+                                          "--refit_last_item_decay", "1"])
+    printed = capsys.readouterr().out
+    saved = torch.load(path, weights_only=False)
+    assert (saved["config"]["refit_last_item_lags"], saved["config"]["refit_last_item_decay"]) == (2, 1.0)
+    valid_lags = evaluate_checkpoint(str(path), split="valid")[0]
+    assert f"valid after: recall@10 {valid_lags['recall@10']:.4f}" in printed
     five = run_recbole_dreamrec(model="DreamRec", dataset="ml-100k-tiny", config_dict={**settings, "sampling_steps": 5})
     with pytest.raises(SystemExit):
         load_script("refit_checkpoint").main([five["model_file"], "--out", str(in_tmp_dir / "five.pth")])

@@ -308,21 +308,25 @@ def test_refit_code_size_reads_h_into_a_table_of_its_own_which_then_ranks_the_it
     torch.testing.assert_close(model.predict(pairs).view(-1, 3), scores.gather(1, items), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("last_item_ridge", [None, 40.0])  # None: a config older than refit_last_item_ridge (1)
-def test_refit_last_item_reads_the_history_s_last_item_beside_h_into_the_table(data, last_item_ridge):
+# None: a config older than the keys (ridge 1, the last item alone)
+@pytest.mark.parametrize("last_item_ridge, lags, decay", [(None, None, None), (40.0, 1, 0.5), (40.0, 3, 0.5)])
+def test_refit_last_item_reads_the_history_s_last_item_beside_h_into_the_table(data, last_item_ridge, lags, decay):
     """With ``refit_last_item`` the table read is B h + C phi(h) + T[last item] + c, all fitted in one ridge least
     squares over the training targets (the one-hot block of the last item beside h; B and C shrunk by ridge 1, T's
     rows by ``refit_last_item_ridge``, the bias not); the unconditional read is that of the mean h and the mean
     one-hot vector, and the model ranks by the guided read dotted with the table. The fit here is independent of the
     refit's: every (history, target) pair of the training windows enumerated position by position, the last item and
-    the target read off the window, the ridge as rows of sqrt(ridge) appended to the least squares."""
+    the target read off the window, the ridge as rows of sqrt(ridge) appended to the least squares. With
+    ``refit_last_item_lags`` K the rows read x = sum_k decay^k onehot(the k-th item before the last; padding before
+    the window's start)."""
     from recbole_dreamrec.data import WINDOW_TARGETS_FIELD, train_loader
 
     config = data[0]
     loader = train_loader(config, data[1])
     model = make_model(data, diffusion_loss_type="l2", sampling_steps=1, guidance_weight=3.0, refit_last_step=True,
                        refit_features=8, refit_code_size=30, refit_last_item=True,
-                       refit_last_item_ridge=last_item_ridge)
+                       refit_last_item_ridge=last_item_ridge, refit_last_item_lags=lags,
+                       refit_last_item_decay=decay)
     assert model.refit_last_item and model.table_read.last_item_weight.shape == (model.n_items, 30)
     no_table = make_model(data, refit_last_step=True, sampling_steps=1, refit_last_item=True)
     assert not no_table.refit_last_item  # read only with a table
@@ -331,10 +335,16 @@ def test_refit_last_item_reads_the_history_s_last_item_beside_h_into_the_table(d
     read, table = model.table_read.feature_read, model.table_read.codes.double()
     n, H = model.n_items, model.hidden_size
 
-    def design(h, last):  # [M H+F+n+1]: h, phi(h), the last item's one-hot vector, 1
-        one_hot = torch.nn.functional.one_hot(last, n).double()
-        return torch.cat([h.double(), torch.relu(h @ read.projection + read.offset).double(), one_hot,
+    K = lags or 1
+
+    def design(h, recent):  # [M H+F+n+1]: h, phi(h), x (the last K items' one-hot vectors, weighted), 1
+        x = sum(decay ** k * torch.nn.functional.one_hot(recent[:, k], n).double() for k in range(1, K))
+        x = torch.nn.functional.one_hot(recent[:, 0], n).double() + x
+        return torch.cat([h.double(), torch.relu(h @ read.projection + read.offset).double(), x,
                           torch.ones(len(h), 1, dtype=torch.float64)], 1)
+
+    def before(seq, j):  # [1 K]: the item at j and the K - 1 before it, 0 before the start
+        return torch.tensor([[int(seq[j - k]) if j - k >= 0 else 0 for k in range(K)]])
 
     rows, targets = [], []
     with torch.no_grad():
@@ -344,7 +354,7 @@ def test_refit_last_item_reads_the_history_s_last_item_beside_h_into_the_table(d
             for i in range(len(seq)):
                 for j in range(int(lengths[i] - k[i]), int(lengths[i])):  # the window's loss positions
                     target = seq[i, j + 1] if j + 1 < lengths[i] else b[model.POS_ITEM_ID][i]
-                    rows.append(design(every[i, j][None], seq[i, j][None]))
+                    rows.append(design(every[i, j][None], before(seq[i], j)))
                     targets.append(int(target))
     X, Y = torch.cat(rows), table[torch.tensor(targets)]  # [M S], [M N]
     assert len(targets) == len(data[1]._dataset)  # every training target once
@@ -357,14 +367,15 @@ def test_refit_last_item_reads_the_history_s_last_item_beside_h_into_the_table(d
     torch.testing.assert_close(model.table_read.last_item_weight.double(), fit[H + 8:-1], atol=1e-4, rtol=1e-3)
     torch.testing.assert_close(model.null_guidance.detach().double(), X[:, :H].mean(0), atol=1e-5, rtol=1e-5)
     # the unconditional row: the null vector (the mean h) and its features, the mean one-hot vector (and the 1)
-    null_row = design(X[:, :H].mean(0, keepdim=True).float(), torch.tensor([0]))
+    null_row = design(X[:, :H].mean(0, keepdim=True).float(), torch.zeros(1, K, dtype=torch.long))
     null_row[:, H + 8:] = X[:, H + 8:].mean(0)
 
     test_batch = first_batch(data[2])[0]
     seq, lengths = test_batch[model.ITEM_SEQ], test_batch[model.ITEM_SEQ_LEN]
     with torch.no_grad():
         h = model.forward(seq, lengths)
-        oracle = 4.0 * (design(h, seq[torch.arange(len(seq)), lengths - 1]) @ fit) - 3.0 * (null_row @ fit)
+        recent = torch.cat([before(seq[b], int(lengths[b]) - 1) for b in range(len(seq))])  # [B K]
+        oracle = 4.0 * (design(h, recent) @ fit) - 3.0 * (null_row @ fit)
         scores = model.full_sort_predict(test_batch)
     torch.testing.assert_close(scores.double(), oracle @ table.T, atol=2e-3, rtol=2e-3)
 

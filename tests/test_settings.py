@@ -51,6 +51,10 @@ VALID = {
     "refit_last_item": (True, {"refit_last_step": True, "sampling_steps": 1, "refit_code_size": 64}),
     "refit_last_item_ridge": (0.5, {"refit_last_step": True, "sampling_steps": 1, "refit_code_size": 64,
                                     "refit_last_item": True}),
+    "refit_last_item_lags": (5, {"refit_last_step": True, "sampling_steps": 1, "refit_code_size": 64,
+                                 "refit_last_item": True}),
+    "refit_last_item_decay": (1.0, {"refit_last_step": True, "sampling_steps": 1, "refit_code_size": 64,
+                                    "refit_last_item": True}),
 }
 
 # (key, an invalid value, other settings, what the message must also say)
@@ -98,6 +102,8 @@ INVALID = [
     ("refit_last_item", "yes", {}, "True or False"),
     ("refit_last_item_ridge", -1.0, {}, "a number >= 0"),
     ("refit_last_item_ridge", "lots", {}, "a number >= 0, got 'lots'"),
+    ("refit_last_item_lags", 0, {}, "an integer >= 1"),
+    ("refit_last_item_decay", -0.5, {}, "a number >= 0"),
     ("diffusion_loss_type", "ce", {}, "one of"),
     ("uncond_prob", 1.0, {}, r"a number in \[0, 1\)"),
     ("uncond_prob", 0.0, {"guidance_weight": 2.0}, "null vector"),

@@ -114,7 +114,7 @@ ADDED_SETTINGS_AS_BEFORE = {"flush_denormal": False, "train_timesteps": "all"}
 # settings that act once training has ended (the validation curve does not depend on them): left out of the
 # fingerprint, so that an unfinished run continues under a new value and ends with it
 AFTER_TRAINING_KEYS = ("refit_last_step", "refit_features", "refit_code_size", "refit_last_item",
-                       "refit_last_item_ridge")
+                       "refit_last_item_ridge", "refit_last_item_lags", "refit_last_item_decay")
 
 
 # where compare() keeps checkpoints unless told otherwise (checkpoint_dir): outside any checkout, so that a long run

@@ -140,8 +140,9 @@ class TableRead(_FittedAfterTraining):
 
     With ``last_item`` (``refit_last_item``) the read also takes the history's last item itself: a row of its own
     per item, :math:`T_{i_L}` (``last_item_weight`` ``[n_items N]``), added to the oracle, a first-order
-    transition read beside h (as FPMC's Markov part). The unconditional read adds their mean over the training
-    targets instead (``last_item_mean`` ``[N]``): the read of the mean last item, as the null vector is the mean h.
+    transition read beside h (as FPMC's Markov part); with ``refit_last_item_lags`` K > 1 the same rows read the
+    last K items, :math:`\sum_k a^k T_{i_{L-k}}` (a the ``refit_last_item_decay``). The unconditional read adds
+    their mean over the training targets instead (``last_item_mean`` ``[N]``), as the null vector is the mean h.
 
     The table (``codes``), B ``[H N]``, c ``[N]``, T and the features' read (a :class:`RandomFeatureRead` of width
     N, where ``refit_features`` F > 0) are buffers: zero and off until ``refit_last_step`` fills the table and fits
@@ -170,14 +171,20 @@ class TableRead(_FittedAfterTraining):
     def reads_last_item(self):
         return self.last_item_weight is not None
 
-    def forward(self, h, last_item=None):
+    def forward(self, h, last_items=None, weights=(1.0,)):
         """The oracle ``[B N]`` of guidance vectors h ``[B H]`` (and, where the read takes it, the histories' last
-        items ``[B]``; ``None``: the unconditional read's mean last item)."""
+        items ``[B K]``, the last first, read as ``sum_k weights[k] T[item k]``; ``None``: the unconditional read's
+        mean of that sum)."""
         x_0 = h @ self.weight + self.bias  # [B N]
         if self.feature_read is not None:
             x_0 = x_0 + self.feature_read(h)  # [B N]
         if self.reads_last_item:
-            x_0 = x_0 + (self.last_item_mean if last_item is None else self.last_item_weight[last_item])  # [B N]
+            if last_items is None:
+                x_0 = x_0 + self.last_item_mean  # [B N]
+            else:
+                for k, weight in enumerate(weights):
+                    if weight:
+                        x_0 = x_0 + weight * self.last_item_weight[last_items[:, k]]  # [B N]
         return x_0
 
 

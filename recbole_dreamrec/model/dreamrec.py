@@ -73,9 +73,14 @@ def next_items(item_seq, item_seq_len, target):
     return following.scatter(1, (item_seq_len - 1).unsqueeze(1), target.unsqueeze(1))  # [B L]
 
 
-def last_items(item_seq, item_seq_len):
-    r"""The last real item of each history, ``[B]``."""
-    return item_seq.gather(1, (item_seq_len - 1).unsqueeze(1)).squeeze(1)  # [B]
+def recent_items(item_seq, positions, lags):
+    r"""The item at each position and the ``lags - 1`` before it, ``[B C lags]`` for positions ``[B C]``: the
+    history's last item first (0, the padding id, before the sequence's start)."""
+    items = []
+    for k in range(lags):
+        earlier = item_seq.gather(1, (positions - k).clamp(min=0))  # [B C]
+        items.append(torch.where(positions >= k, earlier, torch.zeros_like(earlier)))
+    return torch.stack(items, dim=-1)  # [B C lags]
 
 
 def drop_guidance(h, null_guidance, uncond_prob):
@@ -222,8 +227,9 @@ class DreamRec(SequentialRecommender):
         ``refit_features`` and ``refit_code_size`` (the denoiser's :class:`RandomFeatureRead`, or a
         :class:`TableRead` of its own: buffers, zero and off until :meth:`finish_training` fits them, so training
         and its random draws are the same with or without them), and, read only with a table, ``refit_last_item``
-        and its ridge ``refit_last_item_ridge``. A config older than a key has None there: off (the ridge: 1, the
-        one ridge of the refits before the key).
+        and its ridge ``refit_last_item_ridge``, lags ``refit_last_item_lags`` and decay ``refit_last_item_decay``.
+        A config older than a key has None there: off (the ridge: 1, the one ridge of the refits before the key; one
+        lag, the last item alone).
         Called when the model is built, and for a model already trained whose checkpoint is finished again under
         other such settings (``benchmarks/refit_checkpoint.py``, ``compare.py``)."""
         self.refit_last_step = bool(config["refit_last_step"])
@@ -231,8 +237,12 @@ class DreamRec(SequentialRecommender):
         # at most one code per item: N >= n_items is the full-rank table
         table_size = min(config["refit_code_size"] or 0, self.n_items) if self.refit_last_step else 0
         last_item = bool(config["refit_last_item"]) and table_size > 0
-        ridge = config["refit_last_item_ridge"]
+        ridge, lags, decay = (config[key] for key in ("refit_last_item_ridge", "refit_last_item_lags",
+                                                      "refit_last_item_decay"))
         self.refit_last_item_ridge = 1.0 if ridge is None else float(ridge)
+        # the items read into T's rows: the last, weighted 1, and the lags - 1 before it, weighted decay^k
+        lags = 1 if lags is None else int(lags)
+        self.recent_weights = [(0.0 if decay is None else float(decay)) ** k for k in range(lags)]  # 0^0 = 1
         if (features, table_size, last_item) != (self.refit_features, self.refit_code_size, self.refit_last_item):
             device = self.null_guidance.device
             table = TableRead(self.hidden_size, self.n_items, table_size, features, last_item) if table_size else None
@@ -328,13 +338,14 @@ class DreamRec(SequentialRecommender):
         targets = next_items(item_seq, item_seq_len, target).gather(1, positions)  # [B C]
         return h[counts], targets[counts]  # [M H], [M]
 
-    def training_last_items(self, interaction):
-        """The last item of each history of a training batch, ``[M]``, in the order of :meth:`training_targets`."""
+    def training_last_items(self, interaction, lags=1):
+        """The last item of each history of a training batch and the ``lags - 1`` before it, ``[M lags]`` (see
+        :func:`recent_items`), in the order of :meth:`training_targets`."""
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         if WINDOW_TARGETS_FIELD not in interaction:
-            return last_items(item_seq, item_seq_len)  # [B]
+            return recent_items(item_seq, (item_seq_len - 1).unsqueeze(1), lags)[:, 0]  # [B lags]
         positions, counts = window_positions(item_seq_len, interaction[WINDOW_TARGETS_FIELD])  # [B C], [B C]
-        return item_seq.gather(1, positions)[counts]  # [M]: position j's history ends with item j
+        return recent_items(item_seq, positions, lags)[counts]  # [M lags]: position j's history ends with item j
 
     def calculate_loss(self, interaction):
         h, target = self.training_targets(interaction)  # [M H], [M]
@@ -368,7 +379,8 @@ class DreamRec(SequentialRecommender):
             self.check_svd_group_field(dataset)
             matrix = sequential_interaction_matrix(dataset, self, self.svd_group_field)
             self.table_read.codes.copy_(self._svd_item_codes(matrix, self.refit_code_size))
-        count = refit_last_step(self, train_data, seed=self.sampling_seed, last_item_ridge=self.refit_last_item_ridge)
+        count = refit_last_step(self, train_data, seed=self.sampling_seed, last_item_ridge=self.refit_last_item_ridge,
+                                recent_weights=self.recent_weights)
         getLogger().info(f"refit_last_step: the last step refit by least squares over {count} training targets")
         return True
 
@@ -405,7 +417,8 @@ class DreamRec(SequentialRecommender):
         h = self.forward(unique_seq, unique_len)  # [U H]
         if self.reads_table:  # the refit's read into its table, x_T not read: every sample the same
             uncond = self.table_read(self.null_guidance.unsqueeze(0))  # [1 N]: the same for every row
-            cond = self.table_read(h, last_items(unique_seq, unique_len))  # [U N]
+            recent = recent_items(unique_seq, (unique_len - 1).unsqueeze(1), len(self.recent_weights))[:, 0]  # [U K]
+            cond = self.table_read(h, recent, self.recent_weights)  # [U N]
             return classifier_free_guidance(cond, uncond, self.guidance_weight)[inverse]  # [B N]
         samples = self.generation_samples
         keys = history_keys(unique_seq, unique_len, [seed + s for s in range(samples)]).flatten()  # [S*U]

@@ -39,7 +39,10 @@ one-hot vector, read by a row of its own per item, :math:`T_{i_L}` (fitted with 
 its blocks of the normal equations are summed per last item, not multiplied out), and the unconditional read adds
 their mean over the training targets. On ml-1m the last item adds to what h holds
 (``benchmarks/results/ml-1m/history-read``). T's rows are shrunk by a ridge of their own (``refit_last_item_ridge``):
-a row sees only its item's count as a last item (tens to hundreds on ml-1m), the dense blocks every target.
+a row sees only its item's count as a last item (tens to hundreds on ml-1m), the dense blocks every target. With
+``refit_last_item_lags`` K > 1 the same rows read the last K items, :math:`x = \sum_k a^k e_{i_{L-k}}` (a the
+``refit_last_item_decay``; the padding row where the history is shorter), so that the one-hot block of the normal
+equations is no longer diagonal: it is summed per pair of items.
 
 The denoiser then predicts well at the last step only: a refit model is read with DDIM at K = 1 (a rule of
 :mod:`~recbole_dreamrec.model.settings`).
@@ -57,10 +60,11 @@ def ridge_solution(gram, cross, ridge):
     return torch.linalg.solve(gram + torch.diag(penalty), cross)
 
 
-def _with_one_hot_block(gram, sums, by_last, pairs):
-    """The normal equations ``[S S]``, ``[n_items S]`` of the rows ``[z 1]`` grown by a one-hot block before the bias,
-    ``[z onehot 1]``: its cross terms are the rows summed per last item (``by_last`` ``[n S]``), its own block the
-    counts of each last item (diagonal), its right-hand side the (target, last item) counts (``pairs``)."""
+def _with_one_hot_block(gram, sums, by_last, pairs, block):
+    """The normal equations ``[S S]``, ``[n_items S]`` of the rows ``[z 1]`` grown by a block ``x`` before the bias,
+    ``[z x 1]``, x a weighted sum of one-hot vectors of items: its cross terms are the rows summed per item, each
+    with its weight (``by_last`` ``[n S]``), its own block the sum of x x^T (``block`` ``[n n]``; diagonal, each last
+    item's count, for the last item alone), its right-hand side the weighted (target, item) counts (``pairs``)."""
     S, n = gram.shape[0], by_last.shape[0]
     dense = torch.cat([torch.arange(S - 1), torch.tensor([S + n - 1])])  # where [z 1] go
     one_hot = torch.arange(S - 1, S + n - 1)
@@ -68,7 +72,7 @@ def _with_one_hot_block(gram, sums, by_last, pairs):
     grown[dense[:, None], dense] = gram
     grown[one_hot[:, None], dense] = by_last
     grown[dense[:, None], one_hot] = by_last.T
-    grown[one_hot, one_hot] = by_last[:, -1]  # each item's count as the last item: its rows' bias column summed
+    grown[one_hot[:, None], one_hot] = block
     grown_sums = torch.zeros(sums.shape[0], S + n, dtype=torch.float64)
     grown_sums[:, dense] = sums
     grown_sums[:, one_hot] = pairs
@@ -76,12 +80,13 @@ def _with_one_hot_block(gram, sums, by_last, pairs):
 
 
 @torch.no_grad()
-def refit_last_step(model, batches, ridge=1.0, seed=0, last_item_ridge=1.0):
+def refit_last_step(model, batches, ridge=1.0, seed=0, last_item_ridge=1.0, recent_weights=(1.0,)):
     """Refit ``model``'s (a DreamRec with the ``mlp1`` denoiser) last-step read by least squares over the training
     targets of ``batches`` (its training loader: RecBole's rows or training windows) as the module says; the model is
     changed in place and left in the mode it was in. With a table read (``model.table_read``, its codes filled) the
     read into the table is fitted instead, and the denoiser is left as trained. ``ridge`` shrinks every coefficient
-    but the bias, ``last_item_ridge`` the last item's rows T instead (``refit_last_item_ridge``).
+    but the bias, ``last_item_ridge`` the last item's rows T instead (``refit_last_item_ridge``). T's rows read
+    ``sum_k recent_weights[k] onehot(item k before the last)`` (the last item alone by default).
 
     Returns:
         int: the number of training targets fitted.
@@ -103,6 +108,7 @@ def refit_last_step(model, batches, ridge=1.0, seed=0, last_item_ridge=1.0):
     n_last = codes.shape[0] if table is not None and table.reads_last_item else 0  # the last item's one-hot block
     by_last = torch.zeros(n_last, size, dtype=torch.float64)  # [n_items S]: the rows summed per last item
     pairs = torch.zeros(codes.shape[0], n_last, dtype=torch.float64)  # [n_items n_items]: (target, last item) counts
+    block = torch.zeros(n_last, n_last, dtype=torch.float64)  # [n_items n_items]: the sum of x x^T
     count = 0
     try:
         for module in (read, table):
@@ -128,13 +134,17 @@ def refit_last_step(model, batches, ridge=1.0, seed=0, last_item_ridge=1.0):
             design = torch.cat([*columns, torch.ones_like(h[:, :1])], dim=1).double().cpu()  # [M S]
             gram += design.T @ design
             sums.index_add_(0, target.cpu(), design)
-            if n_last:
-                last = model.training_last_items(batch).cpu()  # [M]
-                by_last.index_add_(0, last, design)
-                pairs.index_put_((target.cpu(), last), torch.ones(len(last), dtype=torch.float64), accumulate=True)
+            if n_last:  # x = sum_k a_k onehot(item k before the last), a_k = recent_weights[k]
+                recent = model.training_last_items(batch, len(recent_weights)).cpu()  # [M K]
+                ones = torch.ones(len(recent), dtype=torch.float64)  # [M]
+                for k, a_k in enumerate(recent_weights):
+                    by_last.index_add_(0, recent[:, k], design * a_k)
+                    pairs.index_put_((target.cpu(), recent[:, k]), ones * a_k, accumulate=True)
+                    for j, a_j in enumerate(recent_weights):
+                        block.index_put_((recent[:, k], recent[:, j]), ones * (a_k * a_j), accumulate=True)
             count += design.shape[0]
         if n_last:  # the one-hot block before the bias: [x_T h phi onehot 1]
-            gram, sums = _with_one_hot_block(gram, sums, by_last, pairs)
+            gram, sums = _with_one_hot_block(gram, sums, by_last, pairs, block)
         # 2. the normal equations, the bias unshrunk: sum_m design_m^T x_0,m = sums^T codes
         cross = sums.T @ codes.double().cpu()  # [S D']
         penalty = torch.full((gram.shape[0],), float(ridge), dtype=torch.float64)  # [S]
@@ -155,7 +165,7 @@ def refit_last_step(model, batches, ridge=1.0, seed=0, last_item_ridge=1.0):
             table.bias.copy_(c.to(table.bias))
             if n_last:  # T, and its mean over the training targets (the unconditional read's)
                 table.last_item_weight.copy_(T.to(table.last_item_weight))
-                frequency = gram[D + H + F:-1, -1] / gram[-1, -1]  # [n_items]: how often each item is the last
+                frequency = gram[D + H + F:-1, -1] / gram[-1, -1]  # [n_items]: the mean x
                 table.last_item_mean.copy_((frequency @ T).to(table.last_item_mean))
         if read is not None:
             read.weight.copy_(C.to(read.weight))

@@ -119,6 +119,8 @@ SETTINGS = (
     ("refit_code_size",       optional_integer(0),                       "an integer >= 0 (0: the model's own codes)"),
     ("refit_last_item",       optional_boolean,                          "True or False"),
     ("refit_last_item_ridge", optional_number(0),                        "a number >= 0"),
+    ("refit_last_item_lags",  optional_integer(1),                       "an integer >= 1"),
+    ("refit_last_item_decay", optional_number(0),                        "a number >= 0"),
 )  # fmt: skip
 
 # keys                            valid when (all keys above valid)                              what must hold
