@@ -83,6 +83,11 @@ def recent_items(item_seq, positions, lags):
     return torch.stack(items, dim=-1)  # [B C lags]
 
 
+def last_items(item_seq, item_seq_len, lags=1):
+    r"""The last real item of each history and the ``lags - 1`` before it, ``[B lags]`` (see :func:`recent_items`)."""
+    return recent_items(item_seq, (item_seq_len - 1).unsqueeze(1), lags)[:, 0]  # [B lags]
+
+
 def drop_guidance(h, null_guidance, uncond_prob):
     r"""Classifier-free guidance training: replace each row of ``h`` by the null vector with probability p."""
     drop = torch.rand(h.shape[0], 1, device=h.device) < uncond_prob  # [B 1]
@@ -343,7 +348,7 @@ class DreamRec(SequentialRecommender):
         :func:`recent_items`), in the order of :meth:`training_targets`."""
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         if WINDOW_TARGETS_FIELD not in interaction:
-            return recent_items(item_seq, (item_seq_len - 1).unsqueeze(1), lags)[:, 0]  # [B lags]
+            return last_items(item_seq, item_seq_len, lags)  # [B lags]
         positions, counts = window_positions(item_seq_len, interaction[WINDOW_TARGETS_FIELD])  # [B C], [B C]
         return recent_items(item_seq, positions, lags)[counts]  # [M lags]: position j's history ends with item j
 
@@ -417,7 +422,7 @@ class DreamRec(SequentialRecommender):
         h = self.forward(unique_seq, unique_len)  # [U H]
         if self.reads_table:  # the refit's read into its table, x_T not read: every sample the same
             uncond = self.table_read(self.null_guidance.unsqueeze(0))  # [1 N]: the same for every row
-            recent = recent_items(unique_seq, (unique_len - 1).unsqueeze(1), len(self.recent_weights))[:, 0]  # [U K]
+            recent = last_items(unique_seq, unique_len, len(self.recent_weights))  # [U K]
             cond = self.table_read(h, recent, self.recent_weights)  # [U N]
             return classifier_free_guidance(cond, uncond, self.guidance_weight)[inverse]  # [B N]
         samples = self.generation_samples

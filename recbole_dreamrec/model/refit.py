@@ -138,7 +138,7 @@ def refit_last_step(model, batches, ridge=1.0, seed=0, last_item_ridge=1.0, rece
                 recent = model.training_last_items(batch, len(recent_weights)).cpu()  # [M K]
                 ones = torch.ones(len(recent), dtype=torch.float64)  # [M]
                 for k, a_k in enumerate(recent_weights):
-                    by_last.index_add_(0, recent[:, k], design * a_k)
+                    by_last.index_add_(0, recent[:, k], design, alpha=a_k)  # no [M S] copy per lag
                     pairs.index_put_((target.cpu(), recent[:, k]), ones * a_k, accumulate=True)
                     for j, a_j in enumerate(recent_weights):
                         block.index_put_((recent[:, k], recent[:, j]), ones * (a_k * a_j), accumulate=True)
