@@ -595,6 +595,16 @@ def test_paper_encoder_equals_the_whole_sequence_block_at_the_last_position():
             torch.testing.assert_close(earlier[row, column], expected[0])
 
 
+def test_paper_encoder_layer_norms_take_its_eps_and_heads_must_divide_h():
+    def eps(encoder):
+        return [norm.eps for norm in (encoder.query_norm, encoder.ff_in_norm, encoder.ff_norm, encoder.out_norm)]
+
+    assert eps(PaperEncoder(8, 2, 0.0)) == [1e-5] * 4  # the paper code's nn.LayerNorm default
+    assert eps(PaperEncoder(8, 2, 0.0, layer_norm_eps=0.25)) == [0.25] * 4
+    with pytest.raises(ValueError, match="hidden_size 6 must be divisible by n_heads 4"):
+        PaperEncoder(6, 4, 0.0)
+
+
 def test_paper_encoder_model_trains_and_keeps_torch_default_init(data):
     model = make_model(data, encoder_type="paper", weight_init="torch")
     assert not hasattr(model, "trm_encoder")

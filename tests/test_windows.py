@@ -1,5 +1,7 @@
 """Training windows (recbole_dreamrec.data): which rows, which targets, and the encoders at every position."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -135,6 +137,58 @@ def test_batches_hold_about_train_batch_size_targets(data):
     per_window = len(train_data._dataset) / len(loader._dataset)
     assert loader.step == round(config["train_batch_size"] / per_window)
     assert abs(np.mean(targets[:-1]) - config["train_batch_size"]) < 0.25 * config["train_batch_size"]
+
+
+def test_window_rows_of_no_rows_and_of_one_row():
+    rows, targets = window_rows(np.zeros(0, dtype=np.int64), max_len=5, stride=3)
+    assert rows.shape == targets.shape == (0,) and rows.dtype == targets.dtype == np.int64
+    rows, targets = window_rows(np.array([4]), max_len=5, stride=3)
+    assert rows.tolist() == [0] and targets.tolist() == [1]
+
+
+def test_the_window_loader_shuffles_as_the_config_says(data):
+    """Windows come in the dataset's order unshuffled and in a new order each epoch shuffled (RecBole's default for
+    training, ``shuffle: True``); ``train_loader`` passes ``config['shuffle']`` on."""
+    config, train_data, _ = data
+    dataset = window_dataset(train_data._dataset, 7)
+    targets, iid = len(train_data._dataset), dataset.iid_field
+
+    def order(loader):  # the windows' (user, target) pairs in the order the loader gives them: unique per window
+        return [tuple(pair) for b in loader for pair in torch.stack([b[dataset.uid_field], b[iid]], 1).tolist()]
+
+    stored = [tuple(pair) for pair in torch.stack([dataset.inter_feat[dataset.uid_field], dataset.inter_feat[iid]], 1).tolist()]
+    assert order(WindowTrainDataLoader(config, dataset, targets, shuffle=False)) == stored
+    shuffled = WindowTrainDataLoader(config, dataset, targets)  # shuffled unless told otherwise, as RecBole's
+    first, second = order(shuffled), order(shuffled)
+    assert first != stored and second != first and sorted(first) == sorted(stored)
+    before = config["shuffle"]
+    try:
+        for shuffle in (True, False):
+            config["shuffle"] = shuffle
+            assert (order(train_loader(config, train_data)) == stored) is (not shuffle)
+    finally:
+        config["shuffle"] = before
+
+
+def test_a_batch_smaller_than_a_window_takes_one_window(data):
+    config, train_data, _ = data
+    before = config["train_batch_size"]
+    try:
+        config["train_batch_size"] = 1
+        loader = train_loader(config, train_data)
+        assert loader.step == 1 and all(len(batch) == 1 for batch in loader)
+    finally:
+        config["train_batch_size"] = before
+
+
+def test_the_window_loader_says_what_it_trains_on(data, caplog):
+    config, train_data, _ = data
+    with caplog.at_level(logging.INFO):
+        loader = train_loader(config, train_data)
+    windows, targets = len(loader._dataset), len(train_data._dataset)
+    assert (f"training windows (window_stride 7): {windows} windows of up to {config['MAX_ITEM_LIST_LENGTH']} items "
+            f"hold the {targets} training targets; batches of {loader.step} windows (about "
+            f"{config['train_batch_size']} targets)") in caplog.text
 
 
 def test_window_stride_zero_and_other_models_keep_recboles_loader(data, tiny_config_dict):
