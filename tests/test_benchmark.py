@@ -273,6 +273,24 @@ def test_compare_finishes_a_finished_run_again_when_only_a_setting_acting_after_
     assert kept == again and any("--redo DreamRec" in line for line in logs)
 
 
+def test_compare_keeps_a_finished_record_whose_checkpoint_is_not_on_this_machine(tiny_config_dict, in_tmp_dir):
+    """A committed record read on another machine (its checkpoint under someone else's home folder): a setting that
+    acts after training changed, so it would be finished again, but its checkpoint is missing. The record stays as
+    it was, one line says why and what to do, and the comparison goes on to the next model."""
+    settings = {**tiny_config_dict, "epochs": 1, "sampling_steps": 1, "refit_last_step": True}
+    shared = write_yaml(in_tmp_dir / "configs" / "tiny.yaml", settings)
+    out = in_tmp_dir / "results"
+    (first,) = compare(["DreamRec"], "ml-100k-tiny", [shared], out, log=lambda line: None)
+    Path(first["model_file"]).unlink()
+    logs = []
+    kept, pop = compare(["DreamRec", "Pop"], "ml-100k-tiny", [shared], out, config_dict={"refit_features": "16"},
+                        log=logs.append)
+    assert kept == first and pop["model"] == "Pop" and pop["status"] == "ok"
+    assert json.loads((out / "runs" / "DreamRec.json").read_text()) == first
+    (line,) = [line for line in logs if "not on this machine" in line]
+    assert first["model_file"] in line and "{'refit_features': 16}" in line and "--redo DreamRec" in line
+
+
 def test_compare_continues_an_interrupted_model_to_the_same_result(tiny_config_dict, in_tmp_dir):
     """Stopped after its second validation and run again with the same command, a model ends as an uninterrupted
     run does: the same validation curve, best validation and test result, every epoch counted once."""

@@ -413,14 +413,19 @@ def refinish_run(run_file, settings, log=print):
     checkpoint beside it, validated and tested as the run would have been. The record (``run_file``) then holds
     those numbers, the new checkpoint and ``refinished`` (when, the settings, the checkpoint before); the one before
     moves to ``runs/replaced/``. A run whose model does not finish training under the new settings (a refit cannot
-    be undone) keeps its record: run it again with ``--redo``. Every one of ``settings`` is set in the checkpoint's
-    config, not only those that changed: that config may be older than some of them (a run continued across
-    sessions keeps the config its best checkpoint was saved with)."""
+    be undone) keeps its record: run it again with ``--redo``; so does a run whose checkpoint is not on this machine
+    (a record made elsewhere), so that a comparison of several models goes on. Every one of ``settings`` is set in
+    the checkpoint's config, not only those that changed: that config may be older than some of them (a run
+    continued across sessions keeps the config its best checkpoint was saved with)."""
     from recbole_dreamrec.analysis.evaluation import Checkpoint  # loads RecBole's trainers: only when needed
     from recbole_dreamrec.data import train_loader
 
     record = json.loads(Path(run_file).read_text())
     changes, start = after_training_changes(record, settings), time.perf_counter()
+    if not Path(local_path(record["model_file"])).is_file():
+        log(f"{record['model']}: {changes} would finish it again, but its checkpoint {record['model_file']} is not on "
+            f"this machine; its record stays as it was (--redo {record['model']} runs it again)")
+        return record
     checkpoint = Checkpoint(local_path(record["model_file"]))
     config, model = checkpoint.config, checkpoint.model
     for key, value in settings.items():
