@@ -8,10 +8,11 @@ last) for k < K (a history shorter than K adds the padding row for the missing i
 One pass sums each (K, a)'s blocks of the normal equations per item (``weighted_normal_equations``). Ranked on valid guided (w = 32); "paired" is the per-user NDCG@10 difference
 from the grid's first read.
 
-    python benchmarks/results/ml-1m/history-read/explore_recent_items.py <checkpoint> [<K> [<one-hot ridge> [<grid>]]]
+    python benchmarks/results/ml-1m/history-read/explore_recent_items.py <checkpoint> [<K> [<one-hot ridge> [<grid> [<F>]]]]
 
-<grid>: comma-separated K:a pairs (e.g. ``3:0.5,5:0.5,8:0.75``; <K> is then not read); without it, a = 0, 0.25,
-0.5, 1 at K (the first, a = 0, the reference).
+<grid>: comma-separated K:a pairs (e.g. ``3:0.5,5:0.5,8:0.75``; <K> is then not read; K = 0: no item read, the table
+read of h alone); without it (or "-"), a = 0, 0.25, 0.5, 1 at K (the first, a = 0, the reference). <F>: random
+features (4,096 unless given).
 """
 import sys, time, torch
 from pathlib import Path
@@ -23,11 +24,11 @@ from refit_exploration import lagged, load, weighted_normal_equations
 model_file = sys.argv[1]
 K = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 onehot_ridge = float(sys.argv[3]) if len(sys.argv) > 3 else 100.0
-if len(sys.argv) > 4:
+if len(sys.argv) > 4 and sys.argv[4] != "-":
     grid = [(int(k), float(a)) for k, a in (pair.split(":") for pair in sys.argv[4].split(","))]
 else:
     grid = [(K, a) for a in (0.0, 0.25, 0.5, 1.0)]
-F, w = 4096, 32.0
+F, w = (int(sys.argv[5]) if len(sys.argv) > 5 else 4096), 32.0
 ck, model, H, n, codes, R, bias = load(model_file, F)
 scale = None
 E = H + F  # [h phi], then T's one-hot rows, then the bias
@@ -56,8 +57,8 @@ class Read(Rescored):
         seq, lengths = interaction[self.model.ITEM_SEQ], interaction[self.model.ITEM_SEQ_LEN]
         h = self.model.forward(seq, lengths)
         last = (lengths - 1).unsqueeze(1)
-        x = sum(wk * torch.nn.functional.one_hot(lagged(seq, last, k).squeeze(1), n).float()
-                for k, wk in enumerate(self.weights))
+        x = sum((wk * torch.nn.functional.one_hot(lagged(seq, last, k).squeeze(1), n).float()
+                 for k, wk in enumerate(self.weights)), torch.zeros(len(h), n))
         return (1 + w) * (torch.cat([dense(h)[:, :-1], x, torch.ones_like(h[:, :1])], 1) @ self.scores) - self.null
 
 
