@@ -235,20 +235,20 @@ def _train_and_test_as_set(config, saved, verbose, progress=None):
 def finish_training(config, model, trainer, train_data, saved):
     """The model's own step after training (``model.finish_training(train_data)``, where ``model.finishes_training``
     says it has one: DreamRec's ``refit_last_step``), on the weights the run tests: the best checkpoint's, rewritten
-    with the result (``saved``), else the model's last. Under DDP rank 0 alone runs it (over its share of the
-    training data) and rewrites the checkpoint. Returns whether the weights changed (then the run validates them
-    again)."""
+    with the result (``saved``), else the model's last. Under DDP every process runs it over its share of the
+    training data (the refit sums their normal equations) and rank 0 rewrites the checkpoint. Returns whether the
+    weights changed (then the run validates them again)."""
     if not getattr(model, "finishes_training", False):
         return False
-    if not config["single_spec"] and dist.get_rank() != 0:
-        return True
     checkpoint = None
     if saved:
+        if not config["single_spec"]:
+            dist.barrier()  # rank 0 has finished writing the best checkpoint
         checkpoint = torch.load(trainer.saved_model_file, map_location=config["device"], weights_only=False)
         model.load_state_dict(checkpoint["state_dict"])
         model.load_other_parameter(checkpoint.get("other_parameter"))
     changed = model.finish_training(train_data)
-    if changed and checkpoint is not None:
+    if changed and checkpoint is not None and (config["single_spec"] or dist.get_rank() == 0):
         checkpoint["state_dict"] = model.state_dict()
         torch.save(checkpoint, trainer.saved_model_file)
     return changed

@@ -577,6 +577,27 @@ def test_two_process_gloo_run_evaluates_like_one_process_and_resumes_every_proce
         assert a["rng"][rank]["numpy"][1].tolist() == b["rng"][rank]["numpy"][1].tolist()
 
 
+def test_two_processes_refit_over_every_training_target(tiny_config_dict, in_tmp_dir):
+    """Under DDP each process holds its share of the training windows; the refit's normal equations are summed over
+    the processes before they are solved, so the read a two-process run saves is the one a single process fits to
+    the same trained weights over every training target (no random features here: their scale is taken from the
+    first batch, which differs between the two). A refit over rank 0's share alone reads other weights."""
+    from recbole_dreamrec.analysis.evaluation import Checkpoint
+    from recbole_dreamrec.data import train_loader
+
+    settings = {**tiny_config_dict, "epochs": 1, "sampling_steps": 1, "refit_last_step": True,
+                "refit_code_size": 4096, "refit_last_item": True, "refit_last_item_lags": 3,
+                "checkpoint_dir": str(in_tmp_dir / "saved")}
+    two = run("DreamRec", "ml-100k-tiny", config_dict=settings, nproc=2, port="29523")
+    checkpoint = Checkpoint(two["model_file"])
+    saved = {k: v.clone() for k, v in checkpoint.model.state_dict().items()}
+    checkpoint.model.finish_training(train_loader(checkpoint.config, checkpoint.train_data))  # one process, all of it
+    again = checkpoint.model.state_dict()
+    for key in ("table_read.weight", "table_read.bias", "table_read.last_item_weight", "table_read.last_item_mean",
+                "null_guidance"):
+        torch.testing.assert_close(saved[key], again[key], rtol=1e-4, atol=1e-6, msg=key)
+
+
 MULTI_PROCESS = {
     "local_rank": 0, "nproc": 2, "world_size": 2, "offset": 0, "ip": "localhost", "port": "29599",
 }

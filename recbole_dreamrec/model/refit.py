@@ -60,6 +60,39 @@ def ridge_solution(gram, cross, ridge):
     return torch.linalg.solve(gram + torch.diag(penalty), cross)
 
 
+def _processes():
+    """``(rank, world size)`` of a multi-process (DDP) run; ``(0, 1)`` in a single process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _summed_over_processes(tensors, count, device):
+    """Under several processes (DDP, each refitting its share of the training data) every accumulated tensor summed
+    over them in place, and the count too, so that each solves the normal equations of every training target (and
+    of the few that the distributed sampler repeats to even out the shares: fewer than the number of processes);
+    in a single process, as they are. Returns the count."""
+    if _processes()[1] == 1:
+        return count
+    for tensor in tensors:
+        on_device = tensor.to(device)  # NCCL reduces device tensors only
+        torch.distributed.all_reduce(on_device)
+        tensor.copy_(on_device)
+    total = torch.tensor([count], dtype=torch.long, device=device)
+    torch.distributed.all_reduce(total)
+    return int(total)
+
+
+def _first_process_value(value, device):
+    """``value`` (a number) as the first process (rank 0) has it: the random features' scale, taken from each
+    process's own first batch, must be one for all of them."""
+    if _processes()[1] == 1:
+        return value
+    shared = torch.tensor([value], dtype=torch.float64, device=device)
+    torch.distributed.broadcast(shared, src=0)
+    return float(shared)
+
+
 def _with_one_hot_block(gram, sums, by_last, pairs, block):
     """The normal equations ``[S S]``, ``[n_items S]`` of the rows ``[z 1]`` grown by a block ``x`` before the bias,
     ``[z x 1]``, x a weighted sum of one-hot vectors of items: its cross terms are the rows summed per item, each
@@ -98,7 +131,7 @@ def refit_last_step(model, batches, ridge=1.0, seed=0, last_item_ridge=1.0, rece
     H = model.hidden_size
     F = 0 if read is None else read.weight.shape[0]
     last = model.diffusion.num_timesteps - 1
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed + _processes()[0])  # each process its own noise
     features_generator = torch.Generator().manual_seed(seed)  # apart: the noise is the same for every F
     was_training = model.training
     model.eval()
@@ -127,6 +160,7 @@ def refit_last_step(model, batches, ridge=1.0, seed=0, last_item_ridge=1.0, rece
             if read is not None:
                 if not count:  # P and o, scaled to h's spread over the first batch
                     scale = max(float(h.std(dim=0).mean()), 1e-12)  # a number: P is drawn on the CPU
+                    scale = _first_process_value(scale, h.device)  # one P for every process
                     projection = torch.randn(read.projection.shape, generator=features_generator) / (H ** 0.5 * scale)
                     read.projection.copy_(projection)
                     read.offset.copy_(torch.randn(read.offset.shape, generator=features_generator) / 2)
@@ -143,6 +177,8 @@ def refit_last_step(model, batches, ridge=1.0, seed=0, last_item_ridge=1.0, rece
                     for j, a_j in enumerate(recent_weights):
                         block.index_put_((recent[:, k], recent[:, j]), ones * (a_k * a_j), accumulate=True)
             count += design.shape[0]
+        # under DDP: the normal equations of every process's share, summed
+        count = _summed_over_processes([gram, sums, by_last, pairs, block], count, model.device)
         if n_last:  # the one-hot block before the bias: [x_T h phi onehot 1]
             gram, sums = _with_one_hot_block(gram, sums, by_last, pairs, block)
         # 2. the normal equations, the bias unshrunk: sum_m design_m^T x_0,m = sums^T codes
