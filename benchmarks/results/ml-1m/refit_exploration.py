@@ -2,7 +2,11 @@
 ``history-read/explore_second_item.py``, ``refit-ridge/explore_ridge.py``): a checkpoint in evaluation mode, its
 training data's SVD codes at full rank (the shipped read's table) and random ReLU features of h, drawn as
 ``wider-codes/explore_code_tables.py`` draws them (R ~ N(0, 1/H), b ~ N(0, 1/4); the scripts divide h by its mean
-coordinate spread over the first training batch before R), all from seed 0 in this order.
+coordinate spread over the first training batch before R), all from seed 0 in this order; and the one pass over
+the training targets they make (``training_batches``: h, the target and the items before it), with the normal
+equations of a read of h and weighted sums of those items (``weighted_normal_equations``; ``explore_ridge.py`` and
+``explore_recent_items.py``). Both scripts read the same numbers as before they used it, to the digit (checked on
+the ml-100k package-defaults checkpoint: the scripts as committed before and after).
 """
 import torch
 

@@ -15,10 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # refit_exploration
 from recbole_dreamrec.analysis.evaluation import paired_difference, Rescored
-from recbole_dreamrec.data import WINDOW_TARGETS_FIELD, train_loader
-from recbole_dreamrec.model.dreamrec import window_positions
 from recbole_dreamrec.model.refit import ridge_solution
-from refit_exploration import load
+from refit_exploration import lagged, load, training_batches
 
 model_file = sys.argv[1]
 w = float(sys.argv[2]) if len(sys.argv) > 2 else 32.0
@@ -32,32 +30,23 @@ def dense(h):  # [M E+1]: h, phi(h), 1
     return torch.cat([h, torch.relu((h / scale) @ R + bias), torch.ones_like(h[:, :1])], 1)
 
 
-def previous(seq, positions):  # the item before each position (0: none)
-    return torch.where(positions > 0, seq.gather(1, (positions - 1).clamp(min=0)), torch.zeros_like(positions))
-
-
 t0 = time.time()
 gram = torch.zeros(E + 1, E + 1, dtype=torch.float64)
 sums = torch.zeros(n, E + 1, dtype=torch.float64)
 by = [torch.zeros(n, E + 1, dtype=torch.float64) for _ in range(2)]  # rows summed per last / second last item
 pair = [torch.zeros(n, n, dtype=torch.float64) for _ in range(2)]  # (target, last) and (target, second last) counts
 cross = torch.zeros(n, n, dtype=torch.float64)  # (last, second last) counts
-with torch.no_grad():
-    for batch in train_loader(ck.config, ck.train_data):
-        seq, lengths = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
-        positions, counts = window_positions(lengths, batch[WINDOW_TARGETS_FIELD])  # [B C]
-        h, target = model.training_targets(batch)  # [M H], [M]
-        items = [seq.gather(1, positions)[counts], previous(seq, positions)[counts]]  # [M] each
-        if scale is None:
-            scale = h.std(0).mean()
-        d = dense(h).double()
-        gram += d.T @ d
-        sums.index_add_(0, target, d)
-        one = torch.ones(len(target), dtype=torch.float64)
-        for k in range(2):
-            by[k].index_add_(0, items[k], d)
-            pair[k].index_put_((target, items[k]), one, accumulate=True)
-        cross.index_put_((items[0], items[1]), one, accumulate=True)
+for h, target, items in training_batches(ck, model, 2):  # items: the last and the second last item, [M] each
+    if scale is None:
+        scale = h.std(0).mean()
+    d = dense(h).double()
+    gram += d.T @ d
+    sums.index_add_(0, target, d)
+    one = torch.ones(len(target), dtype=torch.float64)
+    for k in range(2):
+        by[k].index_add_(0, items[k], d)
+        pair[k].index_put_((target, items[k]), one, accumulate=True)
+    cross.index_put_((items[0], items[1]), one, accumulate=True)
 print(f"normal equations: {time.time() - t0:.0f}s", flush=True)
 
 # assembled as [h phi | onehot1 | onehot2 | 1]
@@ -89,7 +78,7 @@ class Read(Rescored):
         seq, lengths = interaction[self.model.ITEM_SEQ], interaction[self.model.ITEM_SEQ_LEN]
         h = self.model.forward(seq, lengths)
         last = (lengths - 1).unsqueeze(1)
-        items = [seq.gather(1, last).squeeze(1), previous(seq, last).squeeze(1)]
+        items = [lagged(seq, last, 0).squeeze(1), lagged(seq, last, 1).squeeze(1)]
         return (1 + self.w) * (design(h, items)[:, self.keep] @ self.scores) - self.null
 
 

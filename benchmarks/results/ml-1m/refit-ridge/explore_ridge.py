@@ -18,9 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # refit_exploration
 from recbole_dreamrec.analysis.evaluation import paired_difference, Rescored
-from recbole_dreamrec.data import WINDOW_TARGETS_FIELD, train_loader
-from recbole_dreamrec.model.dreamrec import window_positions
-from refit_exploration import load
+from refit_exploration import load, weighted_normal_equations
 
 model_file = sys.argv[1]
 dense_ridges = [float(r) for r in sys.argv[2].split(",")]
@@ -31,28 +29,16 @@ scale = None
 E = H + F  # [h phi], then the one-hot block of the last item, then the bias
 
 
-def dense(h):  # [M E+1]: h, phi(h), 1
+def dense(h):  # [M E+1]: h, phi(h), 1 (h divided by its mean coordinate spread over the first training batch)
+    global scale
+    if scale is None:
+        scale = h.std(0).mean()
     return torch.cat([h, torch.relu((h / scale) @ R + bias), torch.ones_like(h[:, :1])], 1)
 
 
 t0 = time.time()
-gram = torch.zeros(E + 1, E + 1, dtype=torch.float64)
-sums = torch.zeros(n, E + 1, dtype=torch.float64)
-by = torch.zeros(n, E + 1, dtype=torch.float64)  # rows summed per last item
-pair = torch.zeros(n, n, dtype=torch.float64)  # (target, last) counts
-with torch.no_grad():
-    for batch in train_loader(ck.config, ck.train_data):
-        seq, lengths = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
-        positions, counts = window_positions(lengths, batch[WINDOW_TARGETS_FIELD])  # [B C]
-        h, target = model.training_targets(batch)  # [M H], [M]
-        last = seq.gather(1, positions)[counts]  # [M]
-        if scale is None:
-            scale = h.std(0).mean()
-        d = dense(h).double()
-        gram += d.T @ d
-        sums.index_add_(0, target, d)
-        by.index_add_(0, last, d)
-        pair.index_put_((target, last), torch.ones(len(target), dtype=torch.float64), accumulate=True)
+# the last item's one-hot block: rows summed per last item, (target, last) counts; its own block is diagonal
+gram, sums, [(by, pair, _)] = weighted_normal_equations(ck, model, dense, n, [[1.0]])
 print(f"normal equations: {time.time() - t0:.0f}s", flush=True)
 
 size = E + n + 1  # [h phi | onehot | 1]
