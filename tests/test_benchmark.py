@@ -53,11 +53,13 @@ def test_compare_smoke_resume_redo_and_failure(tiny_config_dict, in_tmp_dir):
     assert (out / "results.csv").read_text().splitlines()[0].startswith("model,status,epochs")
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # resume: finished models are skipped, their records untouched; a redo runs again
+    # resume: finished models are skipped, their records untouched; a failed one runs again; a redo runs again
     before = (out / "runs" / "DreamRec.json").stat().st_mtime_ns
     logs.clear()
-    compare(["DreamRec", "SASRec"], "ml-100k-tiny", [shared], out, log=logs.append)
+    compare(["DreamRec", "SASRec", "NoSuchModel"], "ml-100k-tiny", [shared], out, log=logs.append)
     assert sum("skipped" in line for line in logs) == 2
+    assert logs[2].startswith("[3/3] NoSuchModel: failed before (") and logs[2].endswith("): running again")
+    assert logs[3].startswith("[3/3] NoSuchModel: running with")
     assert (out / "runs" / "DreamRec.json").stat().st_mtime_ns == before
     logs.clear()
     compare(["SASRec"], "ml-100k-tiny", [shared], out, redo=["SASRec"], log=logs.append)
@@ -947,6 +949,16 @@ def test_an_ablation_runs_its_model_under_the_same_per_model_overrides_as_compar
     from recbole_dreamrec.analysis.benchmark import effective_settings
     assert effective_settings("DreamRec", "ml-1m", ran[0][1], ran[0][2])["train_batch_size"] == 2048
     assert effective_settings("DreamRec", "ml-1m", ran[1][1], ran[1][2])["train_batch_size"] == 256
+    # the same ablation again: a failed run (its cause fixed, say a data path) runs again, a finished one does not
+    ran.clear()
+    (in_tmp_dir / "out" / "runs" / "wide__seed1.json").write_text(json.dumps(
+        {**progress["wide__seed1.json"], "status": "ok", "best_valid": {"ndcg@10": 0.1}, "test": {"ndcg@10": 0.1},
+         "epochs_trained": 1, "train_seconds_per_epoch": 1.0}))
+    logs = []
+    ablation.run_ablation(variants, [1], "ml-1m", [shared], in_tmp_dir / "out", ["ndcg@10"], log=logs.append)
+    assert [settings["train_batch_size"] for _, _, settings in ran] == [256]  # small-batch alone
+    assert logs[0].startswith("[1/2] wide seed 1: finished before, skipped")
+    assert logs[1] == "[2/2] small-batch seed 1: failed before (RuntimeError: not trained in this test): running again"
     # a model named for every variant (--model=SASRec) is the one run, under its own overrides (none here)
     ran.clear()
     ablation.run_ablation({"wide": {"hidden_size": 128}}, [2], "ml-1m", [shared], in_tmp_dir / "out", ["ndcg@10"],

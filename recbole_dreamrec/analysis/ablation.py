@@ -44,7 +44,8 @@ def run_file(out_dir, variant, seed):
 
 def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, config_dict=None, test_rows=None,
                  log=print):
-    """Run every variant with every seed (skipping finished runs) and rebuild the tables after each run.
+    """Run every variant with every seed (skipping finished runs; a failed one runs again) and rebuild the tables
+    after each run.
 
     Args:
         variants (dict): ``{name: settings}`` (see :func:`load_variants`).
@@ -67,8 +68,13 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
             n += 1
             path = run_file(out_dir, name, seed)
             if path.is_file():
-                records.append(json.loads(path.read_text()))
-                continue
+                record = json.loads(path.read_text())
+                if record["status"] == "ok":
+                    log(f"[{n}/{total}] {name} seed {seed}: finished before, skipped ({path})")
+                    records.append(record)
+                    continue
+                # a failed run (missing data, a bad setting) is run again once its cause is fixed
+                log(f"[{n}/{total}] {name} seed {seed}: failed before ({record.get('error', '')}): running again")
             model = {**(config_dict or {}), **settings}.get("model", "DreamRec")  # a variant's, else everyone's
             # the model's own overrides of the shared setting, as compare.py applies them: a variant varies the
             # setting the model's row in the comparison ran in

@@ -1,9 +1,9 @@
 """Side-by-side runs: several models, one dataset, one shared setting, one table.
 
 Each finished model is written at once and atomically to ``<out>/runs/<Model>.json``; a later run skips models
-already there (unless asked to redo them). A model in progress writes ``<out>/runs/<Model>.progress.json`` after
-every validation (its last checkpoint, the validation curve with the seconds each epoch took, the wall-clock seconds
-so far); the same command run again continues it from its last checkpoint (:meth:`ResumableMixin.resume
+finished there (unless asked to redo them) and runs a failed one again. A model in progress writes
+``<out>/runs/<Model>.progress.json`` after every validation (its last checkpoint, the validation curve with the
+seconds each epoch took, the wall-clock seconds so far); the same command run again continues it from its last checkpoint (:meth:`ResumableMixin.resume
 <recbole_dreamrec.checkpoints.ResumableMixin.resume>`), so an interrupted comparison loses at most the epoch in progress,
 and the resumed model ends as an uninterrupted one would. Tables (Markdown, CSV; the unfinished runs in a table of
 their own), a bar chart and the anytime plot (:mod:`recbole_dreamrec.analysis.tables`) are rebuilt after every
@@ -347,9 +347,13 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
         run_file = out_dir / "runs" / f"{model}.json"
         files = list(config_file_list) + model_override_files(config_file_list, model)
         afresh = False
-        if run_file.is_file():
+        before = json.loads(run_file.read_text()) if run_file.is_file() else None
+        if before is not None and before["status"] != "ok" and model not in redo:
+            # a failed run (missing data, a bad setting) runs again once its cause is fixed
+            log(f"[{n}/{len(models)}] {model}: failed before ({before.get('error', '')}): running again")
+        elif before is not None:
             if model not in redo:
-                record = json.loads(run_file.read_text())
+                record = before
                 after = after_training_settings(model, dataset, files, config_dict)
                 changes = after_training_changes(record, after)
                 if changes:
