@@ -293,6 +293,99 @@ def test_compare_keeps_a_finished_record_whose_checkpoint_is_not_on_this_machine
     assert first["model_file"] in line and "{'refit_features': 16}" in line and "--redo DreamRec" in line
 
 
+def fake_training(monkeypatch, ran):
+    """``run_recbole_dreamrec`` as ``run_model`` calls it, replaced by a run that records its settings and returns
+    a result of the right shape at once."""
+    from types import SimpleNamespace
+
+    from recbole_dreamrec.analysis import benchmark
+
+    def train_and_test(model, dataset, config_file_list, config_dict, progress=None):
+        ran.append(dict(config_dict))
+        metrics = {"ndcg@10": 0.1}
+        return {"best_valid_result": metrics, "test_result": metrics, "epochs_trained": 1,
+                "train_seconds_per_epoch": 1.0, "eval_seconds": 1.0, "num_params": 1, "model_file": "none.pth",
+                "config": SimpleNamespace(final_config_dict={"model": model, **config_dict})}
+
+    monkeypatch.setattr(benchmark, "run_recbole_dreamrec", train_and_test)
+
+
+def test_compare_names_the_training_settings_a_finished_record_ran_under_when_they_changed(in_tmp_dir, monkeypatch):
+    """A finished run whose training settings changed since (a value in a setting file, on the command line) is
+    not silently shown as today's: one line names each change, before and now, and how to run it again; the record
+    stays (a day-long run is not discarded for a slip). The same settings skip it without that line, and a record
+    made before records kept their settings is skipped as before."""
+    ran, logs = [], []
+    fake_training(monkeypatch, ran)
+    shared = in_tmp_dir / "configs" / "shared.yaml"
+    write_yaml(shared, {"train_batch_size": 256, "epochs": 3})
+    out = in_tmp_dir / "results"
+    (first,) = compare(["SASRec"], "ml-100k", [str(shared)], out, log=logs.append)
+    assert first["training_settings"]["train_batch_size"] == 256 and len(ran) == 1
+    assert first["training_settings"]["epochs"] == 3 and "checkpoint_dir" not in first["training_settings"]
+    logs.clear()
+    compare(["SASRec"], "ml-100k", [str(shared)], out, log=logs.append)
+    assert len(ran) == 1 and len(logs) == 1 and "finished before, skipped" in logs[0]
+
+    write_yaml(shared, {"train_batch_size": 512, "epochs": 3})
+    logs.clear()
+    (kept,) = compare(["SASRec"], "ml-100k", [str(shared)], out, config_dict={"learning_rate": "0.01"},
+                      log=logs.append)
+    assert len(ran) == 1 and kept == first
+    (line,) = [line for line in logs if "other training settings" in line]
+    assert line.startswith("[1/1] SASRec: finished before under other training settings (")
+    assert "learning_rate: null -> 0.01" in line or "learning_rate: 0.001 -> 0.01" in line
+    assert "train_batch_size: 256 -> 512" in line and "epochs" not in line and "--redo SASRec" in line
+
+    record = json.loads((out / "runs" / "SASRec.json").read_text())
+    del record["training_settings"]  # a record made before 2026-12-04
+    (out / "runs" / "SASRec.json").write_text(json.dumps(record))
+    logs.clear()
+    compare(["SASRec"], "ml-100k", [str(shared)], out, log=logs.append)
+    assert len(ran) == 1 and not any("other training settings" in line for line in logs)
+
+    logs.clear()
+    (again,) = compare(["SASRec"], "ml-100k", [str(shared)], out, redo=["SASRec"], log=logs.append)
+    assert len(ran) == 2 and again["training_settings"]["train_batch_size"] == 512
+
+
+def test_an_ablation_names_the_settings_a_finished_run_ran_under_when_they_changed(in_tmp_dir, monkeypatch):
+    """The same for an ablation: a variant whose settings in the variants file (or in the shared file) changed
+    since its run finished keeps its record, with one line naming each change; a record made before records kept
+    their training settings is compared by the variant's own settings."""
+    from recbole_dreamrec.analysis import ablation
+
+    ran, logs = [], []
+    fake_training(monkeypatch, ran)
+    shared = write_yaml(in_tmp_dir / "configs" / "shared.yaml", {"train_batch_size": 256})
+    out = in_tmp_dir / "out"
+    ablation.run_ablation({"wide": {"hidden_size": 128}}, [1], "ml-100k", [shared], out, ["ndcg@10"],
+                          log=lambda *a: None)
+    assert len(ran) == 1
+    path = out / "runs" / "wide__seed1.json"
+    assert json.loads(path.read_text())["training_settings"]["hidden_size"] == 128
+    ablation.run_ablation({"wide": {"hidden_size": 128}}, [1], "ml-100k", [shared], out, ["ndcg@10"],
+                          log=logs.append)
+    assert len(ran) == 1 and len(logs) == 1 and "finished before, skipped" in logs[0]
+    logs.clear()
+    ablation.run_ablation({"wide": {"hidden_size": 256}}, [1], "ml-100k", [shared], out, ["ndcg@10"],
+                          log=logs.append)
+    assert len(ran) == 1 and len(logs) == 2
+    assert logs[1].startswith("[1/1] wide seed 1: that run's settings differ from today's (hidden_size: 128 -> 256)")
+    assert str(path) in logs[1]
+    record = json.loads(path.read_text())
+    del record["training_settings"]  # a record made before 2026-12-04: its variant's settings alone are compared
+    path.write_text(json.dumps(record))
+    logs.clear()
+    write_yaml(in_tmp_dir / "configs" / "shared.yaml", {"train_batch_size": 512})
+    ablation.run_ablation({"wide": {"hidden_size": 128}}, [1], "ml-100k", [shared], out, ["ndcg@10"],
+                          log=logs.append)
+    assert len(logs) == 1
+    ablation.run_ablation({"wide": {"hidden_size": 64}}, [1], "ml-100k", [shared], out, ["ndcg@10"],
+                          log=logs.append)
+    assert len(ran) == 1 and "(hidden_size: 128 -> 64)" in logs[-1]
+
+
 def test_compare_continues_an_interrupted_model_to_the_same_result(tiny_config_dict, in_tmp_dir):
     """Stopped after its second validation and run again with the same command, a model ends as an uninterrupted
     run does: the same validation curve, best validation and test result, every epoch counted once."""

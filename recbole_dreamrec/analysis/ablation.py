@@ -5,10 +5,12 @@ A variants file is YAML mapping a variant's name to its settings (``model`` may 
     defaults: {}
     lr-0.001: {learning_rate: 0.001}
 
-Each (variant, seed) run is written at once to ``<out>/runs/<variant>__seed<seed>.json`` and skipped when run again;
-a run in progress keeps ``runs/<variant>__seed<seed>.progress.json`` (its last checkpoint, outside the checkout by
-default, and its validation curve), so an interrupted ablation continues where it stopped, as ``compare.py`` does. ``results.md``/``results.csv`` list every run; ``summary.md``/``summary.csv``
-the mean over seeds per variant, with the binomial standard error of the test hit rate so that ties are visible.
+Each (variant, seed) run is written at once to ``<out>/runs/<variant>__seed<seed>.json`` and skipped when run again
+(with one line naming any setting that differs from today's: the record stays; a failed run runs again); a run in
+progress keeps ``runs/<variant>__seed<seed>.progress.json`` (its last checkpoint, outside the checkout by default,
+and its validation curve), so an interrupted ablation continues where it stopped, as ``compare.py`` does.
+``results.md``/``results.csv`` list every run; ``summary.md``/``summary.csv`` the mean over seeds per variant, with
+the binomial standard error of the test hit rate so that ties are visible.
 Selection is on the validation columns only; the test columns are reported, never used to choose.
 """
 
@@ -19,9 +21,10 @@ from pathlib import Path
 
 import yaml
 
-from recbole_dreamrec.analysis.benchmark import model_override_files, run_model, start_progress, with_checkpoint_dir
+from recbole_dreamrec.analysis.benchmark import (describe_changes, model_override_files, run_model, start_progress,
+                                                 training_changes, training_settings, with_checkpoint_dir)
 from recbole_dreamrec.errors import ConfigError
-from recbole_dreamrec.reporting import atomic_write_text, local_path, write_table
+from recbole_dreamrec.reporting import atomic_write_text, local_path, portable, write_table
 
 
 def load_variants(path, only=None):
@@ -71,16 +74,16 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
                 record = json.loads(path.read_text())
                 if record["status"] == "ok":
                     log(f"[{n}/{total}] {name} seed {seed}: finished before, skipped ({path})")
+                    changed = _changes_since(record, name, settings, seed, dataset, config_file_list, config_dict)
+                    if changed:  # kept, not run again: a long run is not discarded for a setting changed by mistake
+                        log(f"[{n}/{total}] {name} seed {seed}: that run's settings differ from today's "
+                            f"({describe_changes(changed)}); its record stays in the tables (delete {path}, or "
+                            f"give the variant a new name, to run it under today's)")
                     records.append(record)
                     continue
                 # a failed run (missing data, a bad setting) is run again once its cause is fixed
                 log(f"[{n}/{total}] {name} seed {seed}: failed before ({record.get('error', '')}): running again")
-            model = {**(config_dict or {}), **settings}.get("model", "DreamRec")  # a variant's, else everyone's
-            # the model's own overrides of the shared setting, as compare.py applies them: a variant varies the
-            # setting the model's row in the comparison ran in
-            files = list(config_file_list) + model_override_files(config_file_list, model)
-            settings_run = with_checkpoint_dir({**(config_dict or {}), **settings, "seed": seed}, files)
-            settings_run.pop("model", None)
+            model, files, settings_run = _run_setting(settings, seed, config_file_list, config_dict)
             progress = start_progress(out_dir, model, dataset, files, settings_run, False, log, name=path.stem)
             if progress.last_model_file:
                 settings_run["resume_file"] = local_path(progress.last_model_file)
@@ -88,7 +91,8 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
                     f"({len(progress.history)} epochs validated)")
             log(f"[{n}/{total}] {name} seed {seed}: {settings} (elapsed {time.perf_counter() - start:.0f}s)")
             record = progress.finish(run_model(model, dataset, files, settings_run, progress=progress))
-            record.update(variant=name, seed=seed, settings=settings)
+            record.update(variant=name, seed=seed, settings=settings,
+                          training_settings=portable(training_settings(model, dataset, files, settings_run)))
             record["valid_metric"] = str((record.get("config") or {}).get("valid_metric", "")).lower() or None
             record.pop("config", None)  # model_file stays (already relative): readouts re-evaluate the checkpoint
             atomic_write_text(path, json.dumps(record, indent=1))
@@ -99,6 +103,28 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
             write_ablation_tables(finished_runs(out_dir), out_dir, dataset, metrics, test_rows)
     write_ablation_tables(finished_runs(out_dir), out_dir, dataset, metrics, test_rows)
     return records
+
+
+def _run_setting(settings, seed, config_file_list, config_dict):
+    """The model, setting files and settings of one (variant, seed) run."""
+    model = {**(config_dict or {}), **settings}.get("model", "DreamRec")  # a variant's, else everyone's
+    # the model's own overrides of the shared setting, as compare.py applies them: a variant varies the setting the
+    # model's row in the comparison ran in
+    files = list(config_file_list) + model_override_files(config_file_list, model)
+    settings_run = with_checkpoint_dir({**(config_dict or {}), **settings, "seed": seed}, files)
+    settings_run.pop("model", None)
+    return model, files, settings_run
+
+
+def _changes_since(record, name, settings, seed, dataset, config_file_list, config_dict):
+    """What differs between a finished run's settings and today's (:func:`training_changes`); for a record made
+    before records kept them, the variant's own settings against the variants file's."""
+    if "training_settings" not in record:
+        ran = record.get("settings", {})
+        return {key: (ran.get(key), settings.get(key)) for key in sorted({*ran, *settings})
+                if ran.get(key) != settings.get(key)}
+    model, files, settings_run = _run_setting(settings, seed, config_file_list, config_dict)
+    return training_changes(record, training_settings(model, record.get("dataset", dataset), files, settings_run))
 
 
 def finished_runs(out_dir):

@@ -183,10 +183,35 @@ def settings_fingerprint(model, dataset, config_file_list, config_dict):
     Settings that do not change what a run computes (:data:`RESULT_NEUTRAL_KEYS`: how often it writes checkpoints)
     do not count, nor do settings that act after training (:data:`AFTER_TRAINING_KEYS`), nor a setting added later
     at the value that computes as before (:data:`ADDED_SETTINGS_AS_BEFORE`)."""
+    return _values_digest([model, dataset, training_settings(model, dataset, config_file_list, config_dict)])
+
+
+def training_settings(model, dataset, config_file_list, config_dict):
+    """The values a run's training computes from, as :func:`settings_fingerprint` counts them (without the
+    settings that act after training, and without a setting added later at the value that computes as before), as
+    plain values. A finished record keeps them (``training_settings``, paths as :func:`portable` writes them), so that
+    a later call can name what changed (:func:`training_changes`)."""
     settings = effective_settings(model, dataset, config_file_list, config_dict)
-    settings = {k: v for k, v in settings.items() if k not in AFTER_TRAINING_KEYS
-                and (k not in ADDED_SETTINGS_AS_BEFORE or ADDED_SETTINGS_AS_BEFORE[k] != v)}
-    return _values_digest([model, dataset, plain(settings)])
+    return plain({k: v for k, v in settings.items() if k not in AFTER_TRAINING_KEYS
+                  and (k not in ADDED_SETTINGS_AS_BEFORE or ADDED_SETTINGS_AS_BEFORE[k] != v)})
+
+
+def training_changes(record, settings):
+    """``{key: (the finished run's value, today's value)}`` for each of ``settings`` (:func:`training_settings`)
+    that differs from the ``training_settings`` a finished ``record`` keeps (a key one side lacks counts, as
+    ``None``). Empty for a failed run, and for a record made before records kept them (2026-12-04): a run's full
+    config is not comparable with the setting files' values (RecBole rewrites some, e.g. ``data_path``)."""
+    ran = record.get("training_settings")
+    if record.get("status") != "ok" or ran is None:
+        return {}
+    settings = portable(settings)  # as records keep them: a path in the checkout relative to it, in $HOME as ~/...
+    return {key: (ran.get(key), settings.get(key)) for key in sorted({*ran, *settings})
+            if ran.get(key) != settings.get(key)}
+
+
+def describe_changes(changes):
+    """``key: before -> now`` for each of ``changes`` (:func:`training_changes`), comma separated."""
+    return ", ".join(f"{key}: {json.dumps(before)} -> {json.dumps(now)}" for key, (before, now) in changes.items())
 
 
 def _values_digest(values):
@@ -354,6 +379,11 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
         elif before is not None:
             if model not in redo:
                 record = before
+                changed = training_changes(record, training_settings(model, dataset, files, config_dict))
+                if changed:  # kept, not run again: a long run is not discarded for a setting changed by mistake
+                    log(f"[{n}/{len(models)}] {model}: finished before under other training settings "
+                        f"({describe_changes(changed)}); its record stays in the tables (--redo {model} runs it "
+                        f"again under today's)")
                 after = after_training_settings(model, dataset, files, config_dict)
                 changes = after_training_changes(record, after)
                 if changes:
@@ -378,6 +408,7 @@ def compare(models, dataset, config_file_list, out_dir, config_dict=None, redo=(
         log(f"[{n}/{len(models)}] {model}: running with {files} (elapsed {duration(time.perf_counter() - start)})")
         try:
             record = progress.finish(run_model(model, dataset, files, settings, progress=progress))
+            record["training_settings"] = portable(training_settings(model, dataset, files, config_dict))
         except KeyboardInterrupt:
             log(f"[{n}/{len(models)}] {model}: interrupted; the same command continues it from its last checkpoint")
             raise
