@@ -21,8 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from recbole_dreamrec.analysis.benchmark import (describe_changes, model_override_files, run_model, start_progress,
-                                                 training_changes, training_settings, with_checkpoint_dir)
+from recbole_dreamrec.analysis.benchmark import (describe_changes, model_override_files, run_model, setting_changes,
+                                                 start_progress, training_changes, training_settings,
+                                                 with_checkpoint_dir)
 from recbole_dreamrec.errors import ConfigError
 from recbole_dreamrec.reporting import atomic_write_text, local_path, portable, write_table
 
@@ -74,7 +75,7 @@ def run_ablation(variants, seeds, dataset, config_file_list, out_dir, metrics, c
                 record = json.loads(path.read_text())
                 if record["status"] == "ok":
                     log(f"[{n}/{total}] {name} seed {seed}: finished before, skipped ({path})")
-                    changed = _changes_since(record, name, settings, seed, dataset, config_file_list, config_dict)
+                    changed = _changes_since(record, settings, seed, dataset, config_file_list, config_dict)
                     if changed:  # kept, not run again: a long run is not discarded for a setting changed by mistake
                         log(f"[{n}/{total}] {name} seed {seed}: that run's settings differ from today's "
                             f"({describe_changes(changed)}); its record stays in the tables (delete {path}, or "
@@ -116,15 +117,13 @@ def _run_setting(settings, seed, config_file_list, config_dict):
     return model, files, settings_run
 
 
-def _changes_since(record, name, settings, seed, dataset, config_file_list, config_dict):
+def _changes_since(record, settings, seed, dataset, config_file_list, config_dict):
     """What differs between a finished run's settings and today's (:func:`training_changes`); for a record made
     before records kept them, the variant's own settings against the variants file's."""
     if "training_settings" not in record:
-        ran = record.get("settings", {})
-        return {key: (ran.get(key), settings.get(key)) for key in sorted({*ran, *settings})
-                if ran.get(key) != settings.get(key)}
+        return setting_changes(record.get("settings", {}), settings)
     model, files, settings_run = _run_setting(settings, seed, config_file_list, config_dict)
-    return training_changes(record, training_settings(model, record.get("dataset", dataset), files, settings_run))
+    return training_changes(record, training_settings(model, dataset, files, settings_run))
 
 
 def finished_runs(out_dir):

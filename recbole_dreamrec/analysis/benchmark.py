@@ -204,9 +204,13 @@ def training_changes(record, settings):
     ran = record.get("training_settings")
     if record.get("status") != "ok" or ran is None:
         return {}
-    settings = portable(settings)  # as records keep them: a path in the checkout relative to it, in $HOME as ~/...
-    return {key: (ran.get(key), settings.get(key)) for key in sorted({*ran, *settings})
-            if ran.get(key) != settings.get(key)}
+    return setting_changes(ran, portable(settings))  # paths as records keep them: relative to the checkout, ~/...
+
+
+def setting_changes(before, now):
+    """``{key: (before's value, now's value)}`` for each key whose value differs between two settings dicts (a key
+    one side lacks counts, as ``None``), by key."""
+    return {key: (before.get(key), now.get(key)) for key in sorted({*before, *now}) if before.get(key) != now.get(key)}
 
 
 def describe_changes(changes):
